@@ -1,0 +1,44 @@
+"""Yizhan (驿站): find the nearest public toilet, rest station, water point or battery swap."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from app.config import from_environment
+from app.extensions import db, migrate
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.path.join(PROJECT_ROOT, "instance"),
+        static_folder=os.path.join(PROJECT_ROOT, "static"),
+        static_url_path="/static",
+    )
+    app.config.from_mapping(from_environment(app.instance_path))
+    if config:
+        app.config.update(config)
+    app.json.sort_keys = False  # keep fields in the order the serializer writes them
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
+
+    from app.stations.backends import store_for
+    from app.stations.sqlite import configure_engine
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            configure_engine(engine)
+        app.extensions["yizhan_store"] = store_for(engine)
+
+    from app import api, cli, web
+
+    api.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,137 @@
+"""The OpenAPI 3.1 description of /api/v1, built from the same vocabulary the API checks."""
+from __future__ import annotations
+
+from app.geo.coordsys import COORDSYS
+from app.stations.vocabulary import ACCESS, AMENITIES, KINDS
+
+
+def _param(name, schema, description, required=False):
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _json(schema_ref, description="OK"):
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+
+
+_ERRORS = {
+    "400": _json("#/components/schemas/Error", "Bad input: the body names the parameter."),
+}
+
+
+def openapi_document() -> dict:
+    station_props = {
+        "id": {"type": "integer"},
+        "source": {"type": "string"},
+        "source_id": {"type": "string"},
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "lat": {"type": "number"},
+        "lng": {"type": "number"},
+        "amenities": {"type": "array", "items": {"type": "string", "enum": list(AMENITIES)},
+                      "description": "Amenities the station has."},
+        "amenities_no": {"type": "array", "items": {"type": "string", "enum": list(AMENITIES)},
+                         "description": "Amenities it is known not to have; the rest are unknown."},
+        "opening_hours": {"type": ["string", "null"], "description": "OSM opening_hours syntax."},
+        "open_state": {"type": "string", "enum": ["open", "closed", "unknown"]},
+        "next_change": {"type": ["string", "null"], "format": "date-time"},
+        "address": {"type": ["string", "null"]},
+        "operator": {"type": ["string", "null"]},
+        "access": {"type": "string", "enum": list(ACCESS)},
+        "fee": {"type": ["string", "null"], "enum": ["yes", "no", None]},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Yizhan (驿站) station finder API",
+            "version": "1.0.0",
+            "description": (
+                "Find public toilets, outdoor-worker rest stations, drinking water, battery-swap "
+                "cabinets and e-bike charging. Coordinates are given and returned in `coordsys` "
+                "(wgs84 default; gcj02 for Amap/Tencent/WeChat; bd09 for Baidu). Distances are "
+                "WGS-84 ellipsoid geodesics in metres."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": {
+            "/stations/nearest": {"get": {
+                "summary": "Nearest active stations, nearest first (ties by id).",
+                "parameters": [
+                    _param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
+                    _param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
+                    _ref("coordsys"),
+                    _param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}, "How many."),
+                    _ref("kind"), _ref("amenity"),
+                    _param("open_now", {"type": "string", "enum": ["0", "1"]}, "Only stations open at `at`."),
+                    _param("include_unknown", {"type": "string", "enum": ["0", "1"]},
+                           "With open_now: also stations whose hours are unknown."),
+                    _ref("at"),
+                    _param("max_distance", {"type": "number", "minimum": 0}, "Metres."),
+                ],
+                "responses": {"200": _json("#/components/schemas/NearestResults"), **_ERRORS},
+            }},
+            "/stations": {"get": {
+                "summary": "Active stations in a map area, as GeoJSON.",
+                "parameters": [
+                    _param("bbox", {"type": "string", "example": "113.10,27.80,113.20,27.88"},
+                           "minLng,minLat,maxLng,maxLat in `coordsys`.", True),
+                    _ref("coordsys"), _ref("kind"), _ref("amenity"),
+                    _param("limit", {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500},
+                           "At most this many features; `truncated` says when more matched."),
+                ],
+                "responses": {"200": {"description": "GeoJSON FeatureCollection",
+                                      "content": {"application/geo+json": {"schema": {"type": "object"}},
+                                                  "application/json": {"schema": {"type": "object"}}}},
+                              **_ERRORS},
+            }},
+            "/stations/{id}": {"get": {
+                "summary": "Everything known about one station.",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                    _ref("coordsys"), _ref("at"),
+                ],
+                "responses": {"200": _json("#/components/schemas/Station"),
+                              "404": _json("#/components/schemas/Error", "No such station."), **_ERRORS},
+            }},
+            "/meta": {"get": {
+                "summary": "Kinds, amenities, access values with zh-CN and en labels.",
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document.",
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}},
+            }},
+        },
+        "components": {
+            "parameters": {
+                "coordsys": _param("coordsys", {"type": "string", "enum": list(COORDSYS), "default": "wgs84"},
+                                   "Coordinate system of the input and the output."),
+                "kind": _param("kind", {"type": "string"}, f"Comma list, any of: {', '.join(KINDS)}."),
+                "amenity": _param("amenity", {"type": "string"}, f"Comma list, all of: {', '.join(AMENITIES)}."),
+                "at": _param("at", {"type": "string", "format": "date-time"},
+                             "ISO 8601 time for the open state (default now; no offset means the service time zone)."),
+            },
+            "schemas": {
+                "Station": {"type": "object", "properties": station_props},
+                "NearestResults": {"type": "object", "properties": {
+                    "coordsys": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "count": {"type": "integer"},
+                    "results": {"type": "array", "items": {"allOf": [
+                        {"$ref": "#/components/schemas/Station"},
+                        {"type": "object", "properties": {"distance_m": {"type": "number"}}},
+                    ]}},
+                }},
+                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                }}}},
+            },
+        },
+    }

@@ -1,0 +1,72 @@
+"""The one place stations become JSON and GeoJSON, in the caller's coordinate system."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.geo.coordsys import from_wgs84
+from app.stations.hours import HoursState
+from app.stations.model import Hit, Station
+from app.stations.vocabulary import amenity_names, amenity_states
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def station(st: Station, coordsys: str, hours: HoursState | None = None, detail: bool = False) -> dict:
+    lat, lng = from_wgs84(st.lat, st.lng, coordsys)
+    out = {
+        "id": st.id,
+        "source": st.source,
+        "source_id": st.source_id,
+        "name": st.name,
+        "kind": st.kind,
+        "lat": round(lat, 7),
+        "lng": round(lng, 7),
+        "amenities": amenity_names(st.amenities_yes),
+        "amenities_no": amenity_names(st.amenities_no),
+        "opening_hours": st.opening_hours,
+        "address": st.address,
+        "operator": st.operator,
+        "access": st.access,
+        "fee": st.fee,
+    }
+    if hours is not None:
+        out["open_state"] = hours.state
+        out["next_change"] = _iso(hours.next_change)
+    if detail:
+        out.update(
+            amenity_states=amenity_states(st.amenities_yes, st.amenities_no),
+            status=st.status,
+            timezone=st.timezone,
+            created_at=_iso(st.created_at),
+            updated_at=_iso(st.updated_at),
+        )
+    return out
+
+
+def hit(h: Hit, coordsys: str) -> dict:
+    out = station(h.station, coordsys, h.hours)
+    out["distance_m"] = round(h.distance_m, 1)
+    return out
+
+
+def feature_collection(stations: list[Station], coordsys: str, truncated: bool, limit: int) -> dict:
+    features = []
+    for st in stations:
+        props = station(st, coordsys)
+        lat, lng = props.pop("lat"), props.pop("lng")
+        features.append({
+            "type": "Feature",
+            "id": st.id,
+            "geometry": {"type": "Point", "coordinates": [lng, lat]},
+            "properties": props,
+        })
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "numberReturned": len(features),
+        "limit": limit,
+        "truncated": truncated,
+        "coordsys": coordsys,
+    }

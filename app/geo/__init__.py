@@ -1,0 +1,1 @@
+"""Pure geodesy: coordinate systems and distances. No Flask, no database."""

@@ -1,0 +1,75 @@
+"""Distances on the WGS-84 ellipsoid and provable search boxes around a point."""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from geographiclib.geodesic import Geodesic
+
+_WGS84 = Geodesic.WGS84
+_DISTANCE = Geodesic.DISTANCE
+_A = _WGS84.a
+_E2 = _WGS84.f * (2 - _WGS84.f)
+# Smallest meridional radius of curvature (at the equator): a(1 - e^2).
+_MIN_MERIDIAN_RADIUS = _A * (1 - _E2)
+# Widen boxes by a hair so float rounding can never lose a point on the edge.
+_SAFETY = 1.0 + 1e-9
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Geodesic distance in metres on the WGS-84 ellipsoid (Karney's algorithm)."""
+    return _WGS84.Inverse(lat1, lng1, lat2, lng2, _DISTANCE)["s12"]
+
+
+class Box(NamedTuple):
+    """A latitude/longitude rectangle, west <= east (never crosses 180°)."""
+
+    south: float
+    west: float
+    north: float
+    east: float
+
+
+def _parallel_radius(lat_deg: float) -> float:
+    """Radius of the circle of latitude: metres per radian of longitude."""
+    phi = math.radians(lat_deg)
+    return _A * math.cos(phi) / math.sqrt(1 - _E2 * math.sin(phi) ** 2)
+
+
+def boxes_within(lat: float, lng: float, radius_m: float) -> list[Box]:
+    """Rectangles that together contain every point within ``radius_m`` of (lat, lng).
+
+    Along any path, ds >= M_min |dphi| and ds >= p(phi) |dlambda| (M: meridional
+    radius, p: radius of the parallel), so a geodesic of length r changes latitude
+    by at most r/M_min and longitude by at most r/p_min, where p_min is taken over
+    the latitude band the path can reach. The boxes are therefore a proven
+    superset of the geodesic circle; they are split at the antimeridian.
+    """
+    d_lat = math.degrees(radius_m / _MIN_MERIDIAN_RADIUS) * _SAFETY
+    south, north = lat - d_lat, lat + d_lat
+    if south <= -90 or north >= 90:
+        return [Box(max(south, -90.0), -180.0, min(north, 90.0), 180.0)]
+    p_min = _parallel_radius(max(abs(south), abs(north)))
+    d_lng = math.degrees(radius_m / p_min) * _SAFETY
+    if d_lng >= 180:
+        return [Box(south, -180.0, north, 180.0)]
+    west, east = lng - d_lng, lng + d_lng
+    if west < -180:
+        return [Box(south, west + 360, north, 180.0), Box(south, -180.0, north, east)]
+    if east > 180:
+        return [Box(south, west, north, 180.0), Box(south, -180.0, north, east - 360)]
+    return [Box(south, west, north, east)]
+
+
+def max_degree_distance(lat: float, lng: float, boxes: list[Box]) -> float:
+    """Largest planar distance in degrees from (lat, lng) to any point of ``boxes``.
+
+    PostGIS's ``<->`` on SRID 4326 geometries orders by this planar degree
+    distance; a KNN scan that has passed it has seen every point in the boxes.
+    """
+    far = 0.0
+    for b in boxes:
+        dy = max(abs(b.south - lat), abs(b.north - lat))
+        dx = max(abs(b.west - lng), abs(b.east - lng))
+        far = max(far, math.hypot(dx, dy))
+    return far

@@ -1,0 +1,1 @@
+"""The station domain: vocabulary, opening hours, stores and importers. No Flask here."""

@@ -1,0 +1,75 @@
+"""Plain values that cross the store boundary. All coordinates are WGS-84."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.stations.hours import HoursState
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class StationInput:
+    """A validated station, ready to be written (keyed by source + source_id)."""
+
+    source: str
+    source_id: str
+    name: str
+    kind: str
+    lat: float
+    lng: float
+    amenities_yes: int = 0
+    amenities_no: int = 0
+    opening_hours: str | None = None
+    address: str | None = None
+    operator: str | None = None
+    access: str = "public"
+    fee: str | None = None  # "yes" | "no" | None (unknown)
+    status: str = "active"
+    timezone: str = DEFAULT_TIMEZONE
+
+
+@dataclass(frozen=True)
+class Station(StationInput):
+    """A stored station."""
+
+    id: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StationFilter:
+    """What a person needs: any of ``kinds``, all of ``amenities``, open at a time."""
+
+    kinds: tuple[str, ...] = ()
+    amenities: tuple[str, ...] = ()
+    open_only: bool = False
+    include_unknown: bool = False
+
+
+@dataclass(frozen=True)
+class NearestQuery:
+    lat: float
+    lng: float
+    at: datetime  # aware; open state is evaluated at this instant
+    limit: int = 10
+    filter: StationFilter = field(default_factory=StationFilter)
+    max_distance_m: float | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A station with its distance from the query point and its state at the query time."""
+
+    station: Station
+    distance_m: float
+    hours: HoursState
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0

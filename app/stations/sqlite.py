@@ -1,0 +1,126 @@
+"""Embedded SQLite implementation of the station store (the zero-setup default).
+
+SQLite here cannot load SpatiaLite, so the spatial index is the built-in R*Tree
+module: ``station_rtree`` holds each station's point as a degenerate box and is
+kept in step with ``station`` by triggers. Nearest search widens a geodesic
+search radius until it holds k results: the boxes from ``boxes_within`` contain
+the whole circle, so nothing outside them can be nearer.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from sqlalchemy import event, text
+
+from app.geo.geodesic import Box, boxes_within
+from app.stations.model import Hit, NearestQuery, Station, StationFilter, StationInput, UpsertCounts
+from app.stations.store import (
+    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank, row_to_station,
+)
+
+_COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
+_WHOLE_WORLD = [Box(-90.0, -180.0, 90.0, 180.0)]
+_FIRST_RADIUS_M = 400.0
+_BATCH = 20_000
+
+
+def _box_sql(boxes: list[Box], params: dict) -> str:
+    """R*Tree lookup for the boxes (the R*Tree keeps float32 boxes rounded outwards)."""
+    parts = []
+    for i, b in enumerate(boxes):
+        parts.append(
+            f"(max_lat >= :s{i} AND min_lat <= :n{i} AND max_lng >= :w{i} AND min_lng <= :e{i})"
+        )
+        params.update({f"w{i}": b.west, f"s{i}": b.south, f"e{i}": b.east, f"n{i}": b.north})
+    return "s.id IN (SELECT id FROM station_rtree WHERE " + " OR ".join(parts) + ")"
+
+
+def configure_engine(engine) -> None:
+    """Make SQLite behave like a server database for this app.
+
+    Python's sqlite3 opens transactions implicitly and breaks SAVEPOINTs; taking
+    over BEGIN ourselves (the SQLAlchemy-documented recipe) gives real nested
+    transactions. WAL lets gunicorn workers read while an import writes.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+
+class SqliteStore(StationStore):
+    backend = "sqlite"
+
+    def nearest(self, query: NearestQuery) -> list[Hit]:
+        where, base_params, binds = filter_sql(query.filter, "s.")
+        distances: dict[int, float] = {}
+        radius = _FIRST_RADIUS_M
+        if query.max_distance_m is not None:
+            radius = min(radius, query.max_distance_m)
+        with self.transaction() as conn:
+            while True:
+                boxes = boxes_within(query.lat, query.lng, radius)
+                params = dict(base_params)
+                sql = text(
+                    f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes, params)}{where}"
+                ).bindparams(*binds)
+                stations = [row_to_station(r) for r in conn.execute(sql, params)]
+                hits = rank(stations, query, distances)
+                inside = [h for h in hits if h.distance_m <= radius]
+                if boxes == _WHOLE_WORLD:
+                    return hits  # every matching station has been seen
+                if len(inside) == query.limit:
+                    return inside
+                if query.max_distance_m is not None and radius >= query.max_distance_m:
+                    return inside
+                # Grow by the density seen so far: k results need ~sqrt(k/found) x the radius.
+                growth = math.sqrt(query.limit / len(inside)) * 1.2 if inside else 4.0
+                radius *= min(max(growth, 1.5), 4.0)
+                if query.max_distance_m is not None:
+                    radius = min(radius, query.max_distance_m)
+
+    def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
+        where, params, binds = filter_sql(flt, "s.")
+        params.update(after_id=after_id, n=n)
+        # The R*Tree narrows; the exact lat/lng test removes float32 edge cases.
+        sql = text(
+            f"SELECT {_COLS} FROM station s WHERE {_box_sql([box], params)}"
+            f" AND s.lat BETWEEN :s0 AND :n0 AND s.lng BETWEEN :w0 AND :e0"
+            f" AND s.id > :after_id{where} ORDER BY s.id LIMIT :n"
+        ).bindparams(*binds)
+        return [row_to_station(r) for r in conn.execute(sql, params)]
+
+    def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
+        cols = ", ".join(WRITE_COLUMNS)
+        marks = ", ".join("?" for _ in WRITE_COLUMNS)
+        changed = " OR ".join(f"station.{c} IS NOT excluded.{c}" for c in WRITE_COLUMNS[2:])
+        assignments = ", ".join(f"{c} = excluded.{c}" for c in WRITE_COLUMNS[2:])
+        sql = (
+            f"INSERT INTO station ({cols}) VALUES ({marks})"
+            f" ON CONFLICT (source, source_id) DO UPDATE SET {assignments},"
+            f" updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE {changed}"
+        )
+        with self.transaction() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            before = cursor.execute("SELECT count(*) FROM station").fetchone()[0]
+            written = 0
+            for start in range(0, len(stations), _BATCH):
+                chunk = stations[start:start + _BATCH]
+                cursor.executemany(sql, [tuple(getattr(st, c) for c in WRITE_COLUMNS) for st in chunk])
+                written += cursor.rowcount
+                if progress:
+                    progress(start + len(chunk))
+            after = cursor.execute("SELECT count(*) FROM station").fetchone()[0]
+        inserted = after - before
+        updated = written - inserted
+        return UpsertCounts(inserted, updated, len(stations) - inserted - updated)

@@ -1,0 +1,173 @@
+"""The station store interface, and what its two implementations share.
+
+A store speaks WGS-84 plain values (app.stations.model). It never sees Flask or
+HTTP, and never converts coordinate systems: that happens at the edges.
+
+Nearest-neighbour search is exact in both stores: the database proposes candidates
+through its spatial index, Python measures true ellipsoidal distances, and the
+search only stops once a bounding-box argument (app.geo.geodesic.boxes_within)
+proves no unseen station can be nearer than the k-th result.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection, Engine
+
+from app.geo.geodesic import Box, distance_m
+from app.stations import hours
+from app.stations.model import Hit, NearestQuery, Station, StationFilter, StationInput, UpsertCounts
+from app.stations.vocabulary import amenity_mask
+
+Progress = Callable[[int], None]
+
+# Columns every store reads, in Station field order (minus id/timestamps).
+STATION_COLUMNS = (
+    "id", "source", "source_id", "name", "kind", "lat", "lng", "amenities_yes",
+    "amenities_no", "opening_hours", "address", "operator", "access", "fee",
+    "status", "timezone", "created_at", "updated_at",
+)
+# Columns an import writes (everything but the id and timestamps).
+WRITE_COLUMNS = STATION_COLUMNS[1:-2]
+
+BOX_BATCH = 1000
+
+
+class StationStore(ABC):
+    """Stations, searchable by distance and by map area. See PostgisStore, SqliteStore."""
+
+    def __init__(self, bind: Engine | Connection):
+        # A Connection (tests) is used inside savepoints so the caller can roll back.
+        self._bind = bind
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        if isinstance(self._bind, Connection):
+            with self._bind.begin_nested():
+                yield self._bind
+        else:
+            with self._bind.begin() as conn:
+                yield conn
+
+    # -- reads -------------------------------------------------------------
+
+    @abstractmethod
+    def nearest(self, query: NearestQuery) -> list[Hit]:
+        """Active stations matching ``query.filter``, nearest first, ties by id."""
+
+    def within(
+        self,
+        box: Box,
+        flt: StationFilter,
+        limit: int,
+        keep: Callable[[Station], bool] | None = None,
+    ) -> tuple[list[Station], bool]:
+        """Active stations inside ``box`` (by id), at most ``limit``; True if more matched.
+
+        ``keep`` is an exact test applied after the index (e.g. the box in the
+        caller's coordinate system, which is not a rectangle in WGS-84).
+        """
+        found: list[Station] = []
+        after_id = 0
+        with self.transaction() as conn:
+            while True:
+                batch = self._box_batch(conn, box, flt, after_id, BOX_BATCH)
+                for station in batch:
+                    if keep is None or keep(station):
+                        if len(found) == limit:
+                            return found, True
+                        found.append(station)
+                if len(batch) < BOX_BATCH:
+                    return found, False
+                after_id = batch[-1].id
+
+    def get(self, station_id: int) -> Station | None:
+        with self.transaction() as conn:
+            row = conn.execute(
+                text(f"SELECT {', '.join(STATION_COLUMNS)} FROM station WHERE id = :id"),
+                {"id": station_id},
+            ).first()
+        return row_to_station(row) if row else None
+
+    def count(self) -> int:
+        with self.transaction() as conn:
+            return conn.execute(text("SELECT count(*) FROM station")).scalar_one()
+
+    @abstractmethod
+    def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
+        """Up to ``n`` active matching stations in ``box`` with id > after_id, by id."""
+
+    # -- writes ------------------------------------------------------------
+
+    @abstractmethod
+    def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
+        """Insert or update by (source, source_id), all in one transaction."""
+
+
+# -- helpers shared by the implementations -----------------------------------
+
+
+def filter_sql(flt: StationFilter, prefix: str = "") -> tuple[str, dict, list]:
+    """SQL conditions (ANDed, leading ' AND'), their parameters and expanding bind params."""
+    sql = f" AND {prefix}status = 'active'"
+    params: dict = {}
+    binds = []
+    if flt.kinds:
+        sql += f" AND {prefix}kind IN :kinds"
+        params["kinds"] = list(flt.kinds)
+        binds.append(bindparam("kinds", expanding=True))
+    if flt.amenities:
+        sql += f" AND ({prefix}amenities_yes & :amask) = :amask"
+        params["amask"] = amenity_mask(flt.amenities)
+    return sql, params, binds
+
+
+def _as_utc(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def row_to_station(row) -> Station:
+    m = row._mapping
+    return Station(
+        id=m["id"], source=m["source"], source_id=m["source_id"], name=m["name"],
+        kind=m["kind"], lat=m["lat"], lng=m["lng"], amenities_yes=m["amenities_yes"],
+        amenities_no=m["amenities_no"], opening_hours=m["opening_hours"],
+        address=m["address"], operator=m["operator"], access=m["access"], fee=m["fee"],
+        status=m["status"], timezone=m["timezone"],
+        created_at=_as_utc(m["created_at"]), updated_at=_as_utc(m["updated_at"]),
+    )
+
+
+def rank(stations: Sequence[Station], query: NearestQuery, distances: dict[int, float]) -> list[Hit]:
+    """The first ``query.limit`` stations by (distance, id) that pass the distance and hours filters.
+
+    ``distances`` caches geodesic distances by station id across widening rounds.
+    """
+    measured = []
+    for st in stations:
+        d = distances.get(st.id)
+        if d is None:
+            d = distances[st.id] = distance_m(query.lat, query.lng, st.lat, st.lng)
+        if query.max_distance_m is None or d <= query.max_distance_m:
+            measured.append((d, st.id, st))
+    measured.sort(key=lambda m: (m[0], m[1]))
+    flt = query.filter
+    hits: list[Hit] = []
+    for d, _, st in measured:
+        state = hours.evaluate(st.opening_hours, query.at, st.timezone)
+        if flt.open_only and not (
+            state.state == hours.OPEN or (flt.include_unknown and state.state == hours.UNKNOWN)
+        ):
+            continue
+        hits.append(Hit(st, d, state))
+        if len(hits) == query.limit:
+            break
+    return hits
