@@ -14,7 +14,7 @@ Macau are shifted; Taiwan and every other country are not. That is what Amap,
 Tencent and Baidu do with their own data. The region is the widely used set of
 inclusion/exclusion rectangles published by Aimeast (cnblogs.com, 2012-08-09),
 which is coarse along land borders (a few km); points outside it pass through
-unchanged in every direction, so a round trip is always the identity.
+unchanged. Every point inside round-trips exactly (see _invert for the edge).
 """
 from __future__ import annotations
 
@@ -86,45 +86,54 @@ def _gcj_offset(lat, lng):
     return d_lat, d_lng
 
 
-def wgs84_to_gcj02(lat: float, lng: float) -> tuple[float, float]:
-    if not is_shifted(lat, lng):
-        return lat, lng
+def _gcj_shift(lat, lng):
     d_lat, d_lng = _gcj_offset(lat, lng)
     return lat + d_lat, lng + d_lng
 
 
-def gcj02_to_bd09(lat: float, lng: float) -> tuple[float, float]:
-    if not is_shifted(lat, lng):
-        return lat, lng
+def _bd_shift(lat, lng):
     z = math.hypot(lng, lat) + 0.00002 * math.sin(lat * _BD_X_PI)
     theta = math.atan2(lat, lng) + 0.000003 * math.cos(lng * _BD_X_PI)
     return z * math.sin(theta) + 0.006, z * math.cos(theta) + 0.0065
 
 
-def _invert(forward, lat: float, lng: float) -> tuple[float, float]:
-    """Solve forward(p) == (lat, lng) by fixed-point iteration.
+def wgs84_to_gcj02(lat: float, lng: float) -> tuple[float, float]:
+    return _gcj_shift(lat, lng) if is_shifted(lat, lng) else (lat, lng)
 
-    The shifts are smooth and tiny compared with their argument, so
-    p <- p + (target - forward(p)) converges in a handful of steps.
+
+def gcj02_to_bd09(lat: float, lng: float) -> tuple[float, float]:
+    return _bd_shift(lat, lng) if is_shifted(lat, lng) else (lat, lng)
+
+
+def _invert(shift, lat: float, lng: float) -> tuple[float, float]:
+    """The point p with shift(p) == (lat, lng) if p lies in the shifted region, else (lat, lng).
+
+    The shifts are smooth and tiny compared with their argument, so the fixed-point
+    iteration p <- p + (target - shift(p)) converges in a handful of steps. Deciding
+    on the solution (not the input) makes every shifted point round-trip exactly,
+    even next to the region's edge; only unshifted points within ~1 km outside the
+    edge are ambiguous (two points map to them), and there the shifted one wins.
     """
-    if not is_shifted(lat, lng):
-        return lat, lng
     p_lat, p_lng = lat, lng
     for _ in range(_MAX_ITERATIONS):
-        f_lat, f_lng = forward(p_lat, p_lng)
+        f_lat, f_lng = shift(p_lat, p_lng)
         e_lat, e_lng = lat - f_lat, lng - f_lng
         p_lat, p_lng = p_lat + e_lat, p_lng + e_lng
         if abs(e_lat) < _CONVERGED_DEG and abs(e_lng) < _CONVERGED_DEG:
             break
-    return p_lat, p_lng
+    return (p_lat, p_lng) if is_shifted(p_lat, p_lng) else (lat, lng)
 
 
 def gcj02_to_wgs84(lat: float, lng: float) -> tuple[float, float]:
-    return _invert(wgs84_to_gcj02, lat, lng)
+    return _invert(_gcj_shift, lat, lng)
 
 
 def bd09_to_gcj02(lat: float, lng: float) -> tuple[float, float]:
-    return _invert(gcj02_to_bd09, lat, lng)
+    return _invert(_bd_shift, lat, lng)
+
+
+def _wgs_to_bd_shift(lat, lng):
+    return _bd_shift(*_gcj_shift(lat, lng))
 
 
 def to_wgs84(lat: float, lng: float, coordsys: str) -> tuple[float, float]:
@@ -134,7 +143,8 @@ def to_wgs84(lat: float, lng: float, coordsys: str) -> tuple[float, float]:
     if coordsys == GCJ02:
         return gcj02_to_wgs84(lat, lng)
     if coordsys == BD09:
-        return gcj02_to_wgs84(*bd09_to_gcj02(lat, lng))
+        # One region decision, on the WGS-84 point, for both shifts.
+        return _invert(_wgs_to_bd_shift, lat, lng)
     raise ValueError(f"unknown coordinate system {coordsys!r}")
 
 
@@ -145,5 +155,5 @@ def from_wgs84(lat: float, lng: float, coordsys: str) -> tuple[float, float]:
     if coordsys == GCJ02:
         return wgs84_to_gcj02(lat, lng)
     if coordsys == BD09:
-        return gcj02_to_bd09(*wgs84_to_gcj02(lat, lng))
+        return _wgs_to_bd_shift(lat, lng) if is_shifted(lat, lng) else (lat, lng)
     raise ValueError(f"unknown coordinate system {coordsys!r}")

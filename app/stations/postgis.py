@@ -80,7 +80,7 @@ class PostgisStore(StationStore):
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS[2:])
         with self.transaction() as conn:
             conn.execute(text(
-                "CREATE TEMP TABLE station_import (LIKE station INCLUDING DEFAULTS) ON COMMIT DROP"
+                "CREATE TEMP TABLE station_import (LIKE station INCLUDING DEFAULTS)"
             ))
             conn.execute(text("ALTER TABLE station_import DROP COLUMN geom, DROP COLUMN id"))
             cursor = conn.connection.driver_connection.cursor()
