@@ -50,3 +50,21 @@ def test_max_degree_distance_bounds_every_point_in_the_boxes():
         b = rng.choice(boxes)
         lat, lng = rng.uniform(b.south, b.north), rng.uniform(b.west, b.east)
         assert ((lat - 27.83) ** 2 + (lng - 113.15) ** 2) ** 0.5 <= far
+
+
+@pytest.mark.parametrize("lat,lng", [(27.83, 113.15), (0.0, 0.0), (60.17, 24.94), (-89.0, 0.0), (10.0, 179.99)])
+@pytest.mark.parametrize("radius", [100.0, 5_000.0, 2_000_000.0])
+def test_lower_bound_never_exceeds_the_true_distance_within_the_radius(lat, lng, radius):
+    from app.geo.geodesic import lower_bound
+
+    bound = lower_bound(lat, lng, radius)
+    rng = random.Random(5)
+    tight = 0.0
+    for _ in range(500):
+        s = rng.uniform(0, radius)
+        p = Geodesic.WGS84.Direct(lat, lng, rng.uniform(0, 360), s)
+        lb = bound(p["lat2"], p["lon2"])
+        assert lb <= s + 1e-6
+        tight = max(tight, lb / s if s > 1 else 0)
+    if radius <= 5_000 and abs(lat) < 80:
+        assert tight > 0.999  # close to exact at city scale, so it prunes well

@@ -73,3 +73,32 @@ def max_degree_distance(lat: float, lng: float, boxes: list[Box]) -> float:
         dx = max(abs(b.west - lng), abs(b.east - lng))
         far = max(far, math.hypot(dx, dy))
     return far
+
+
+def _meridian_radius(lat_deg: float) -> float:
+    s2 = math.sin(math.radians(lat_deg)) ** 2
+    return _A * (1 - _E2) / (1 - _E2 * s2) ** 1.5
+
+
+def lower_bound(lat: float, lng: float, radius_m: float):
+    """A cheap function f(lat2, lng2) with f <= the geodesic distance whenever that distance <= radius_m.
+
+    So f(p) > r (for any r <= radius_m) proves p is farther than r without running
+    the full geodesic solution. Same argument as boxes_within: a path no longer
+    than radius_m stays in the latitude band lat ± radius_m/M_min, where the
+    meridian radius is at least M_B and the parallel radius at least p_B, and
+    ds >= sqrt((M_B dphi)^2 + (p_B dlambda)^2) integrates to the bound.
+    """
+    d_lat = math.degrees(radius_m / _MIN_MERIDIAN_RADIUS)
+    south, north = lat - d_lat, lat + d_lat
+    m_b = _MIN_MERIDIAN_RADIUS if south <= 0 <= north else _meridian_radius(min(abs(south), abs(north)))
+    p_b = 0.0 if south <= -90 or north >= 90 else _parallel_radius(max(abs(south), abs(north)))
+    k_lat = math.radians(1) * m_b * (1 - 1e-9)
+    k_lng = math.radians(1) * p_b * (1 - 1e-9)
+
+    def bound(lat2: float, lng2: float) -> float:
+        d_lng = abs(lng2 - lng) % 360.0
+        d_lng = min(d_lng, 360.0 - d_lng)
+        return math.hypot(k_lat * (lat2 - lat), k_lng * d_lng)
+
+    return bound

@@ -9,7 +9,7 @@ from app.stations.hours import HoursState
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StationInput:
     """A validated station, ready to be written (keyed by source + source_id)."""
 
@@ -30,7 +30,7 @@ class StationInput:
     timezone: str = DEFAULT_TIMEZONE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Station(StationInput):
     """A stored station."""
 

@@ -1,0 +1,49 @@
+# Yizhan: `make run` to serve the demo, `make test` to run the whole suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: setup python db demo run test bench clean
+
+## setup: everything `run` and `test` need (idempotent)
+setup: python db demo
+	@PY=$(PY) scripts/ensure-postgis.sh >/dev/null
+
+python: $(STAMP)
+
+$(STAMP): requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 is missing (apt-get install python3 python3-venv)"; exit 1; }
+	@test -x $(PY) || python3 -m venv $(VENV) || { echo "install python3-venv"; exit 1; }
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## db: create or upgrade the schema of DATABASE_URL (default: SQLite in instance/)
+db: python
+	$(FLASK) db upgrade
+
+## demo: load the Zhuzhou demo stations (re-running updates, never duplicates)
+demo: db
+	$(FLASK) stations import data/demo/zhuzhou_demo.csv --coordsys gcj02 --source demo
+
+## run: serve on http://$(HOST):$(PORT) with gunicorn
+run: python db demo
+	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15)"
+	$(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+## test: the whole suite, on both stores (SQLite and PostGIS)
+test: python
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## bench: benchmarks (see README, Performance)
+bench: python
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$url" $(PY) bench/nearest.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache
