@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 
 import pytest
 from flask_migrate import upgrade
@@ -88,22 +89,24 @@ def store(connection):
     return store_for(connection)
 
 
-@pytest.fixture
-def client(app, store):
-    """A test client whose requests see (and only see) this test's transaction."""
+@contextmanager
+def _serving(app, store):
+    """Point the app at this test's store, so requests see (only) this test's transaction."""
     original = app.extensions["yizhan_store"]
     app.extensions["yizhan_store"] = store
     try:
-        yield app.test_client()
+        yield
     finally:
         app.extensions["yizhan_store"] = original
+
+
+@pytest.fixture
+def client(app, store):
+    with _serving(app, store):
+        yield app.test_client()
 
 
 @pytest.fixture
 def cli(app, store):
-    original = app.extensions["yizhan_store"]
-    app.extensions["yizhan_store"] = store
-    try:
+    with _serving(app, store):
         yield app.test_cli_runner()
-    finally:
-        app.extensions["yizhan_store"] = original

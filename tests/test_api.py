@@ -206,3 +206,19 @@ def test_openapi_document_is_valid_and_covers_every_route(client, app):
         for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")
     }
     assert routes == set(doc["paths"])
+
+
+def test_database_outage_is_a_json_503(client, app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def down(*_a, **_k):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(app.extensions["yizhan_store"], "nearest", down)
+    r = client.get("/api/v1/stations/nearest?lat=27&lng=113")
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "unavailable"
+
+
+def test_live_answers_are_not_cached_but_the_vocabulary_is(client):
+    assert "no-cache" in client.get("/api/v1/stations/nearest?lat=27&lng=113").headers["Cache-Control"]
+    assert "max-age=3600" in client.get("/api/v1/meta").headers["Cache-Control"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 
@@ -29,6 +30,13 @@ def register(app, prefix: str) -> None:
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError):
+        app.logger.error("database unavailable on %s: %s", request.path, exc.orig)
+        if not request.path.startswith(prefix):
+            return "Service Unavailable", 503
+        return error_response(503, "unavailable", "The station database is unavailable; try again shortly.")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -22,6 +22,18 @@ DEFAULT_BOX = 500
 _SHIFT_PAD_DEG = 0.025
 
 
+@bp.after_request
+def _cache_headers(response):
+    # Answers depend on "now" and on live data; only the vocabulary and the
+    # API description are safe to cache.
+    if request.endpoint in ("api.meta", "api.openapi"):
+        response.cache_control.public = True
+        response.cache_control.max_age = 3600
+    else:
+        response.cache_control.no_cache = True
+    return response
+
+
 def _store():
     return current_app.extensions["yizhan_store"]
 
