@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
 
+    from app.network.service import GraphCache
     from app.stations.backends import store_for
     from app.stations.sqlite import configure_engine
 
@@ -36,6 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
         if engine.dialect.name == "sqlite":
             configure_engine(engine)
         app.extensions["yizhan_store"] = store_for(engine)
+    app.extensions["yizhan_graphs"] = GraphCache()
 
     from app import api, cli, web
 

@@ -9,6 +9,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.geo.coordsys import COORDSYS
+from app.network import service
+from app.network.osm_import import MODES, NetworkImportError
 from app.stations.importing import FORMATS, ImportFileError, parse_file
 
 stations_cli = AppGroup("stations", help="Import and inspect stations.")
@@ -66,5 +68,53 @@ def count_stations():
     click.echo(current_app.extensions["yizhan_store"].count())
 
 
+network_cli = AppGroup("network", help="Road networks, service areas and coverage.")
+
+
+@network_cli.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--no-stations", is_flag=True, help="Only the road network; skip the extract's stations.")
+def import_network(path, no_stations):
+    """Build walk and e-bike graphs from an OpenStreetMap extract and swap them in atomically."""
+    started = time.perf_counter()
+    try:
+        report = service.import_network(
+            current_app.extensions["yizhan_store"], path, with_stations=not no_stations,
+            timezone=current_app.config["YIZHAN_TIMEZONE"], progress=lambda m: _say(f"  {m}"),
+        )
+    except NetworkImportError as exc:
+        raise click.ClickException(f"{exc} (the previous network, if any, is still in use)") from None
+    for line in report.stations_invalid:
+        _say(f"  skipped station {line}")
+    if not no_stations:
+        counts = report.stations_written
+        written = f"{counts.inserted:,} new, {counts.updated:,} updated, {counts.unchanged:,} unchanged" if counts else "none"
+        _say(f"Stations from the extract: {report.stations_found:,} found ({written}).")
+    _say(f"Network imported in {time.perf_counter() - started:.1f}s.")
+
+
+@network_cli.command("service-areas")
+@click.option("--minutes", type=click.IntRange(1, 30), default=15, show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="walk", show_default=True)
+def service_areas(minutes, mode):
+    """Precompute each active station's service area (only those missing or out of date)."""
+    def progress(done, total, seconds):
+        _say(f"  {done:,}/{total:,} stations ({done / max(seconds, 1e-9):,.0f}/s)")
+
+    try:
+        run = service.refresh_service_areas(
+            current_app.extensions["yizhan_store"], current_app.extensions["yizhan_graphs"],
+            mode=mode, minutes=minutes, speed_kmh=current_app.config["YIZHAN_SPEEDS_KMH"][mode],
+            progress=progress,
+        )
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    rate = f" ({run.computed / run.seconds:,.1f} stations/s)" if run.seconds else ""
+    _say(f"{minutes}-minute {mode} service areas: {run.computed:,} computed{rate}, "
+         f"{run.off_network:,} stations more than 300 m from the network, "
+         f"{run.dropped:,} dropped for inactive stations.")
+
+
 def init_app(app) -> None:
     app.cli.add_command(stations_cli)
+    app.cli.add_command(network_cli)

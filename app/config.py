@@ -16,6 +16,19 @@ def normalise_database_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be sqlite:///path or postgresql://…, got {url!r}")
 
 
+def _speed(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a speed in km/h, got {raw!r}") from None
+    if not 0.5 <= value <= 60:
+        raise ValueError(f"{name} must be between 0.5 and 60 km/h, got {value}")
+    return value
+
+
 def from_environment(instance_path: str) -> dict:
     """Settings from environment variables, with the embedded SQLite file as default store."""
     default_db = "sqlite:///" + os.path.join(instance_path, "yizhan.sqlite3")
@@ -23,4 +36,9 @@ def from_environment(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(os.environ.get("DATABASE_URL") or default_db),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "YIZHAN_TIMEZONE": os.environ.get("YIZHAN_TIMEZONE", DEFAULT_TIMEZONE),
+        # Travel speeds: 4.8 km/h walking is 80 m/min, so 15 minutes is 1,200 m.
+        "YIZHAN_SPEEDS_KMH": {
+            "walk": _speed("YIZHAN_WALK_KMH", 4.8),
+            "ebike": _speed("YIZHAN_EBIKE_KMH", 15.0),
+        },
     }

@@ -36,6 +36,7 @@ from sqlalchemy import text  # noqa: E402
 from app import create_app  # noqa: E402
 from app.config import normalise_database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
+from app.stations.backends import drop_all_tables  # noqa: E402
 from app.stations.importing import parse_file  # noqa: E402
 from app.stations.model import NearestQuery, StationFilter  # noqa: E402
 
@@ -92,11 +93,7 @@ def bench_db_url(base: str) -> str:
 def fresh_app(url: str):
     app = create_app({"SQLALCHEMY_DATABASE_URI": normalise_database_url(url)})
     with app.app_context():
-        with db.engine.begin() as conn:
-            if db.engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TABLE IF EXISTS station_rtree"))
-            conn.execute(text("DROP TABLE IF EXISTS station"))
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        drop_all_tables(db.engine)
         upgrade()
     return app
 

@@ -12,12 +12,12 @@ from contextlib import contextmanager
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from app import create_app
 from app.config import normalise_database_url
 from app.extensions import db
-from app.stations.backends import store_for
+from app.stations.backends import drop_all_tables, store_for
 
 BACKENDS = ("sqlite", "postgis")
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/yizhan_test"
@@ -31,8 +31,7 @@ def _reset_postgis(url: str) -> None:
     """Start from an empty schema so the migration itself is tested every run."""
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS station, alembic_version CASCADE"))
+        drop_all_tables(engine)
     except Exception as exc:  # make the cause obvious, never skip
         raise RuntimeError(
             f"PostGIS test database unreachable at {url!r}: {exc}. "

@@ -108,7 +108,7 @@ def test_unknown_system_is_rejected():
 
 def test_total_shift_stays_under_the_bbox_padding():
     """api.routes pads map boxes by 0.025°; no shifted point may move further than that."""
-    from app.api.routes import _SHIFT_PAD_DEG
+    from app.api.stations import _SHIFT_PAD_DEG
 
     worst = 0.0
     for lat in [x * 0.25 for x in range(4 * 17, 4 * 56)]:

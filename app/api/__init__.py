@@ -1,6 +1,6 @@
 """The JSON API under /api/v1."""
-from app.api import errors
-from app.api.routes import bp
+from app.api import errors, network, stations  # noqa: F401  (modules register their routes)
+from app.api.blueprint import bp
 
 
 def init_app(app) -> None:

@@ -96,6 +96,56 @@ def openapi_document() -> dict:
                 "responses": {"200": _json("#/components/schemas/Station"),
                               "404": _json("#/components/schemas/Error", "No such station."), **_ERRORS},
             }},
+            "/service-circle": {"get": {
+                "summary": "The 15-minute service circle: what can be reached from a point, on the road network.",
+                "description": (
+                    "`method` is `network` when the point is within 300 m of the road network (travel "
+                    "times along it, snap legs included); otherwise `radius`, a straight-line circle "
+                    "labelled as such, with `reason` `off_network` or `no_network`."
+                ),
+                "parameters": [
+                    _param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
+                    _param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
+                    _ref("coordsys"), _ref("minutes"), _ref("mode"), _ref("kind"), _ref("amenity"),
+                    _param("open_now", {"type": "string", "enum": ["0", "1"]}, "Only stations open at `at`."),
+                    _param("include_unknown", {"type": "string", "enum": ["0", "1"]},
+                           "With open_now: also stations whose hours are unknown."),
+                    _ref("at"),
+                    _param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "How many."),
+                ],
+                "responses": {"200": _json("#/components/schemas/ServiceCircle"), **_ERRORS},
+            }},
+            "/stations/{id}/service-area": {"get": {
+                "summary": "A station's precomputed service area: where it can be reached from in `minutes`.",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                    _ref("coordsys"), _ref("minutes"), _ref("mode"),
+                ],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}},
+                              "404": _json("#/components/schemas/Error", "No such station, or not computed yet."),
+                              **_ERRORS},
+            }},
+            "/stations/serving": {"get": {
+                "summary": "Which stations serve this address (it lies in their precomputed service area).",
+                "parameters": [
+                    _param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
+                    _param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
+                    _ref("coordsys"), _ref("minutes"), _ref("mode"), _ref("kind"), _ref("amenity"),
+                ],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, **_ERRORS},
+            }},
+            "/coverage": {"get": {
+                "summary": "For planners: the area served by matching stations in a box, what is unserved, "
+                           "and the share of road length served.",
+                "parameters": [
+                    _param("bbox", {"type": "string"}, "minLng,minLat,maxLng,maxLat in `coordsys`.", True),
+                    _ref("coordsys"), _ref("minutes"), _ref("mode"), _ref("kind"), _ref("amenity"),
+                ],
+                "responses": {"200": {"description": "OK", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}, **_ERRORS},
+            }},
             "/meta": {"get": {
                 "summary": "Kinds, amenities, access values with zh-CN and en labels.",
                 "responses": {"200": {"description": "OK", "content": {"application/json": {
@@ -113,6 +163,10 @@ def openapi_document() -> dict:
                                    "Coordinate system of the input and the output."),
                 "kind": _param("kind", {"type": "string"}, f"Comma list, any of: {', '.join(KINDS)}."),
                 "amenity": _param("amenity", {"type": "string"}, f"Comma list, all of: {', '.join(AMENITIES)}."),
+                "minutes": _param("minutes", {"type": "integer", "minimum": 1, "maximum": 30, "default": 15},
+                                  "Travel time budget."),
+                "mode": _param("mode", {"type": "string", "enum": ["walk", "ebike"], "default": "walk"},
+                               "Walking (4.8 km/h) or e-bike (15 km/h) by default; speeds are configurable."),
                 "at": _param("at", {"type": "string", "format": "date-time"},
                              "ISO 8601 time for the open state (default now; no offset means the service time zone)."),
             },
@@ -125,6 +179,23 @@ def openapi_document() -> dict:
                     "results": {"type": "array", "items": {"allOf": [
                         {"$ref": "#/components/schemas/Station"},
                         {"type": "object", "properties": {"distance_m": {"type": "number"}}},
+                    ]}},
+                }},
+                "ServiceCircle": {"type": "object", "properties": {
+                    "method": {"type": "string", "enum": ["network", "radius"]},
+                    "reason": {"type": ["string", "null"], "enum": ["off_network", "no_network", None]},
+                    "mode": {"type": "string"},
+                    "minutes": {"type": "number"},
+                    "speed_kmh": {"type": "number"},
+                    "polygon": {"type": "object", "description": "GeoJSON geometry in `coordsys`."},
+                    "area_km2": {"type": "number"},
+                    "results": {"type": "array", "items": {"allOf": [
+                        {"$ref": "#/components/schemas/Station"},
+                        {"type": "object", "properties": {
+                            "travel_minutes": {"type": "number"},
+                            "network_distance_m": {"type": ["number", "null"]},
+                            "distance_m": {"type": "number"},
+                        }},
                     ]}},
                 }},
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {

@@ -126,3 +126,27 @@ def bbox(args) -> tuple[float, float, float, float]:
     if min_lng > max_lng or min_lat > max_lat:
         raise _bad("bbox", "'bbox' is inverted: it must be minLng,minLat,maxLng,maxLat.")
     return min_lng, min_lat, max_lng, max_lat
+
+
+def mode(args) -> str:
+    from app.network.osm_import import MODES
+
+    raw = (args.get("mode") or "walk").strip().lower()
+    if raw not in MODES:
+        raise _bad("mode", f"'mode' must be one of {', '.join(MODES)}.")
+    return raw
+
+
+def minutes(args, default: int = 15) -> int:
+    return integer(args, "minutes", 1, 30, default)
+
+
+def station_filter(args, with_hours: bool = True):
+    from app.stations.model import StationFilter
+
+    return StationFilter(
+        kinds=kinds(args),
+        amenities=amenities(args),
+        open_only=flag(args, "open_now") if with_hours else False,
+        include_unknown=flag(args, "include_unknown") if with_hours else False,
+    )

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
+import shapely
+import shapely.geometry
+
 from app.geo.coordsys import from_wgs84
 from app.stations.hours import HoursState
 from app.stations.model import Hit, Station
@@ -70,3 +74,24 @@ def feature_collection(stations: list[Station], coordsys: str, truncated: bool, 
         "truncated": truncated,
         "coordsys": coordsys,
     }
+
+
+def geometry(geom, coordsys: str) -> dict:
+    """A shapely lng/lat WGS-84 geometry as GeoJSON in ``coordsys``, to ~0.1 m (6 decimals)."""
+
+    def convert(coords):
+        out = np.empty_like(coords)
+        for i, (lng, lat) in enumerate(coords):
+            y, x = from_wgs84(lat, lng, coordsys)
+            out[i] = (x, y)
+        return np.round(out, 6)
+
+    return shapely.geometry.mapping(shapely.transform(geom, convert))
+
+
+def circle_result(r, coordsys: str, method: str, speed_kmh: float) -> dict:
+    out = station(r.station, coordsys, r.hours)
+    out["distance_m"] = round(r.straight_m, 1)
+    out["network_distance_m"] = round(r.travel_m, 1) if method == "network" else None
+    out["travel_minutes"] = round(r.travel_m / (speed_kmh * 1000 / 60), 1)
+    return out

@@ -15,3 +15,28 @@ def store_for(bind: Engine | Connection) -> StationStore:
     if dialect == "sqlite":
         return SqliteStore(bind)
     raise ValueError(f"no station store for {dialect!r} databases (use PostgreSQL/PostGIS or SQLite)")
+
+
+def drop_all_tables(bind: Engine | Connection) -> None:
+    """Drop every table the migrations made (tests and benchmarks start from nothing).
+
+    PostGIS's own ``spatial_ref_sys`` and the extension itself are left alone.
+    """
+    with (bind.begin() if isinstance(bind, Engine) else bind.begin_nested()) as conn:
+        if conn.dialect.name == "postgresql":
+            names = conn.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename <> 'spatial_ref_sys'"
+            ).scalars().all()
+            for name in names:
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+        else:
+            names = conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' AND name NOT LIKE '%_rtree_%'"
+            ).scalars().all()
+            virtual = conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+            ).scalars().all()
+            for name in [*virtual, *names]:
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')

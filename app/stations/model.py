@@ -73,3 +73,32 @@ class UpsertCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    """A stored road network for one travel mode (the graph itself as bytes)."""
+
+    mode: str
+    token: str
+    source: str
+    node_count: int
+    segment_count: int
+    road_km: float
+    graph: bytes = b""
+    built_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServiceArea:
+    """Where a station can be reached from within ``minutes`` by ``mode`` (geometry: shapely, lng/lat)."""
+
+    station_id: int
+    mode: str
+    minutes: int
+    network_token: str
+    station_updated_at: datetime
+    area_km2: float
+    road_km: float
+    geom: object
+    computed_at: datetime | None = None

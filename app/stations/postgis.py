@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import shapely
 from sqlalchemy import text
 
 from app.geo.geodesic import Box, boxes_within, max_degree_distance
-from app.stations.model import Hit, NearestQuery, Station, StationFilter, StationInput, UpsertCounts
+from app.stations.model import (
+    Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
+)
 from app.stations.store import (
-    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank, row_to_station,
+    SERVICE_AREA_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
+    row_to_service_area, row_to_station,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
+_STATION_COLS_S = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
+_AREA_COLS_A = ", ".join(f"a.{c}" for c in SERVICE_AREA_COLUMNS)
 _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
 _COPY_CHUNK = 50_000
 
@@ -103,3 +109,56 @@ class PostgisStore(StationStore):
             )).one()
             conn.execute(text("DROP TABLE station_import"))
         return UpsertCounts(inserted, updated, len(stations) - inserted - updated)
+
+    # -- service areas -------------------------------------------------------
+
+    def save_service_areas(self, areas: Sequence[ServiceArea]) -> None:
+        sql = text(
+            "INSERT INTO service_area (station_id, mode, minutes, network_token, station_updated_at,"
+            " area_km2, road_km, geom, computed_at)"
+            " VALUES (:station_id, :mode, :minutes, :network_token, :station_updated_at, :area_km2, :road_km,"
+            " ST_Multi(ST_GeomFromWKB(:wkb, 4326)), now())"
+            " ON CONFLICT (station_id, mode, minutes) DO UPDATE SET network_token = EXCLUDED.network_token,"
+            " station_updated_at = EXCLUDED.station_updated_at, area_km2 = EXCLUDED.area_km2,"
+            " road_km = EXCLUDED.road_km, geom = EXCLUDED.geom, computed_at = now()"
+        )
+        with self.transaction() as conn:
+            for a in areas:
+                conn.execute(sql, {
+                    "station_id": a.station_id, "mode": a.mode, "minutes": a.minutes,
+                    "network_token": a.network_token, "station_updated_at": a.station_updated_at,
+                    "area_km2": a.area_km2, "road_km": a.road_km, "wkb": shapely.to_wkb(a.geom),
+                })
+
+    def _areas(self, where: str, params: dict, binds=()) -> list[tuple[Station, ServiceArea]]:
+        sql = text(
+            f"SELECT {_STATION_COLS_S}, {_AREA_COLS_A}, ST_AsBinary(a.geom) AS wkb"
+            f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
+        ).bindparams(*binds)
+        with self.transaction() as conn:
+            rows = conn.execute(sql, params).all()
+        return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
+
+    def service_area(self, station_id: int, mode: str, minutes: int) -> ServiceArea | None:
+        found = self._areas(
+            "a.station_id = :id AND a.mode = :mode AND a.minutes = :minutes",
+            {"id": station_id, "mode": mode, "minutes": minutes},
+        )
+        return found[0][1] if found else None
+
+    def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
+        where, params, binds = filter_sql(flt, "s.")
+        params.update(mode=mode, minutes=minutes, w=box.west, s_=box.south, e=box.east, n=box.north)
+        return self._areas(
+            "a.mode = :mode AND a.minutes = :minutes"
+            " AND a.geom && ST_MakeEnvelope(:w, :s_, :e, :n, 4326)" + where,
+            params, binds,
+        )
+
+    def stations_serving(self, lat: float, lng: float, mode: str, minutes: int, flt: StationFilter):
+        where, params, binds = filter_sql(flt, "s.")
+        params.update(mode=mode, minutes=minutes, lat=lat, lng=lng)
+        return self._areas(
+            f"a.mode = :mode AND a.minutes = :minutes AND ST_Intersects(a.geom, {_POINT})" + where,
+            params, binds,
+        )

@@ -11,15 +11,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from datetime import timezone
+
+import shapely
 from sqlalchemy import event, text
 
 from app.geo.geodesic import Box, boxes_within
-from app.stations.model import Hit, NearestQuery, Station, StationFilter, StationInput, UpsertCounts
+from app.stations.model import (
+    Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
+)
 from app.stations.store import (
-    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank, row_to_station,
+    SERVICE_AREA_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
+    row_to_service_area, row_to_station,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
+_AREA_COLS_A = ", ".join(f"a.{c}" for c in SERVICE_AREA_COLUMNS)
 _WHOLE_WORLD = [Box(-90.0, -180.0, 90.0, 180.0)]
 _FIRST_RADIUS_M = 400.0
 _BATCH = 20_000
@@ -51,6 +58,7 @@ def configure_engine(engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA busy_timeout = 5000")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -124,3 +132,69 @@ class SqliteStore(StationStore):
         inserted = after - before
         updated = written - inserted
         return UpsertCounts(inserted, updated, len(stations) - inserted - updated)
+
+    # -- service areas -------------------------------------------------------
+
+    def save_service_areas(self, areas: Sequence[ServiceArea]) -> None:
+        sql = (
+            "INSERT INTO service_area (station_id, mode, minutes, network_token, station_updated_at, area_km2,"
+            " road_km, geom_wkb, min_lng, max_lng, min_lat, max_lat, computed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+            " ON CONFLICT (station_id, mode, minutes) DO UPDATE SET network_token = excluded.network_token,"
+            " station_updated_at = excluded.station_updated_at, area_km2 = excluded.area_km2,"
+            " road_km = excluded.road_km, geom_wkb = excluded.geom_wkb, min_lng = excluded.min_lng,"
+            " max_lng = excluded.max_lng, min_lat = excluded.min_lat, max_lat = excluded.max_lat,"
+            " computed_at = excluded.computed_at"
+        )
+        rows = []
+        for a in areas:
+            # An empty area (station off the network) gets a degenerate box that matches nothing useful.
+            west, south, east, north = (0.0, 0.0, 0.0, 0.0) if a.geom.is_empty else a.geom.bounds
+            rows.append((
+                a.station_id, a.mode, a.minutes, a.network_token, sqlite_time(a.station_updated_at),
+                a.area_km2, a.road_km, shapely.to_wkb(a.geom), west, east, south, north,
+            ))
+        with self.transaction() as conn:
+            conn.connection.driver_connection.cursor().executemany(sql, rows)
+
+    def _areas(self, where: str, params: dict, binds=()) -> list[tuple[Station, ServiceArea]]:
+        sql = text(
+            f"SELECT {_COLS}, {_AREA_COLS_A}, a.geom_wkb AS wkb"
+            f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
+        ).bindparams(*binds)
+        with self.transaction() as conn:
+            rows = conn.execute(sql, params).all()
+        return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
+
+    def service_area(self, station_id: int, mode: str, minutes: int) -> ServiceArea | None:
+        found = self._areas(
+            "a.station_id = :id AND a.mode = :mode AND a.minutes = :minutes",
+            {"id": station_id, "mode": mode, "minutes": minutes},
+        )
+        return found[0][1] if found else None
+
+    def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
+        where, params, binds = filter_sql(flt, "s.")
+        params.update(mode=mode, minutes=minutes, w=box.west, s_=box.south, e=box.east, n=box.north)
+        return self._areas(
+            "a.mode = :mode AND a.minutes = :minutes AND a.id IN (SELECT id FROM service_area_rtree"
+            " WHERE max_lng >= :w AND min_lng <= :e AND max_lat >= :s_ AND min_lat <= :n)" + where,
+            params, binds,
+        )
+
+    def stations_serving(self, lat: float, lng: float, mode: str, minutes: int, flt: StationFilter):
+        where, params, binds = filter_sql(flt, "s.")
+        params.update(mode=mode, minutes=minutes, lat=lat, lng=lng)
+        candidates = self._areas(
+            "a.mode = :mode AND a.minutes = :minutes AND a.id IN (SELECT id FROM service_area_rtree"
+            " WHERE min_lng <= :lng AND max_lng >= :lng AND min_lat <= :lat AND max_lat >= :lat)" + where,
+            params, binds,
+        )
+        point = shapely.Point(lng, lat)
+        # Same predicate as PostGIS's ST_Intersects: the boundary counts as inside.
+        return [(st, area) for st, area in candidates if area.geom.intersects(point)]
+
+
+def sqlite_time(value) -> str:
+    """A datetime in the text form SQLite's strftime('%Y-%m-%d %H:%M:%f') writes (UTC)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.geo.geodesic import Box, distance_m, lower_bound
 from app.stations import hours
-from app.stations.model import Hit, NearestQuery, Station, StationFilter, StationInput, UpsertCounts
+from app.stations.model import (
+    Hit, NearestQuery, NetworkRecord, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
+)
 from app.stations.vocabulary import amenity_mask
 
 Progress = Callable[[int], None]
@@ -45,15 +48,31 @@ class StationStore(ABC):
     def __init__(self, bind: Engine | Connection):
         # A Connection (tests) is used inside savepoints so the caller can roll back.
         self._bind = bind
+        self._local = threading.local()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
+        """A transaction; nested calls join the outer one (as a savepoint), so
+        several store calls can be made atomic together."""
+        outer = getattr(self._local, "conn", None)
+        if outer is not None:
+            with outer.begin_nested():
+                yield outer
+            return
         if isinstance(self._bind, Connection):
             with self._bind.begin_nested():
-                yield self._bind
-        else:
-            with self._bind.begin() as conn:
+                self._local.conn = self._bind
+                try:
+                    yield self._bind
+                finally:
+                    self._local.conn = None
+            return
+        with self._bind.begin() as conn:
+            self._local.conn = conn
+            try:
                 yield conn
+            finally:
+                self._local.conn = None
 
     # -- reads -------------------------------------------------------------
 
@@ -109,6 +128,90 @@ class StationStore(ABC):
     def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
         """Insert or update by (source, source_id), all in one transaction."""
 
+    # -- road networks -------------------------------------------------------
+
+    def replace_networks(self, networks: Sequence[NetworkRecord]) -> None:
+        """Swap in new graphs for their modes, all in one transaction (readers see old or new)."""
+        with self.transaction() as conn:
+            for net in networks:
+                conn.execute(text("DELETE FROM network WHERE mode = :mode"), {"mode": net.mode})
+                conn.execute(
+                    text(
+                        "INSERT INTO network (mode, token, source, node_count, segment_count, road_km, graph)"
+                        " VALUES (:mode, :token, :source, :node_count, :segment_count, :road_km, :graph)"
+                    ),
+                    {
+                        "mode": net.mode, "token": net.token, "source": net.source, "node_count": net.node_count,
+                        "segment_count": net.segment_count, "road_km": net.road_km, "graph": net.graph,
+                    },
+                )
+
+    def network_token(self, mode: str) -> str | None:
+        with self.transaction() as conn:
+            return conn.execute(text("SELECT token FROM network WHERE mode = :mode"), {"mode": mode}).scalar()
+
+    def load_network(self, mode: str) -> NetworkRecord | None:
+        with self.transaction() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT mode, token, source, node_count, segment_count, road_km, graph, built_at"
+                    " FROM network WHERE mode = :mode"
+                ),
+                {"mode": mode},
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return NetworkRecord(
+            mode=m["mode"], token=m["token"], source=m["source"], node_count=m["node_count"],
+            segment_count=m["segment_count"], road_km=m["road_km"], graph=bytes(m["graph"]),
+            built_at=_as_utc(m["built_at"]),
+        )
+
+    # -- service areas -------------------------------------------------------
+
+    def stations_needing_service_area(self, mode: str, minutes: int, token: str) -> list[Station]:
+        """Active stations whose service area is missing, or older than the station or the network."""
+        cols = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
+        with self.transaction() as conn:
+            rows = conn.execute(
+                text(
+                    f"SELECT {cols} FROM station s LEFT JOIN service_area a"
+                    " ON a.station_id = s.id AND a.mode = :mode AND a.minutes = :minutes"
+                    " WHERE s.status = 'active' AND (a.station_id IS NULL OR a.network_token <> :token"
+                    " OR a.station_updated_at <> s.updated_at) ORDER BY s.id"
+                ),
+                {"mode": mode, "minutes": minutes, "token": token},
+            )
+            return [row_to_station(r) for r in rows]
+
+    def drop_inactive_service_areas(self) -> int:
+        """Forget the areas of stations that are no longer active."""
+        with self.transaction() as conn:
+            return conn.execute(text(
+                "DELETE FROM service_area WHERE station_id IN (SELECT id FROM station WHERE status <> 'active')"
+            )).rowcount
+
+    @abstractmethod
+    def save_service_areas(self, areas: Sequence[ServiceArea]) -> None:
+        """Insert or replace service areas by (station, mode, minutes)."""
+
+    @abstractmethod
+    def service_area(self, station_id: int, mode: str, minutes: int) -> ServiceArea | None:
+        """One station's stored service area."""
+
+    @abstractmethod
+    def service_areas_in_box(
+        self, box: Box, mode: str, minutes: int, flt: StationFilter
+    ) -> list[tuple[Station, ServiceArea]]:
+        """Active matching stations whose service area's bounding box meets ``box``."""
+
+    @abstractmethod
+    def stations_serving(
+        self, lat: float, lng: float, mode: str, minutes: int, flt: StationFilter
+    ) -> list[tuple[Station, ServiceArea]]:
+        """Active matching stations whose service area contains the point (a spatial-index lookup)."""
+
 
 # -- helpers shared by the implementations -----------------------------------
 
@@ -134,6 +237,20 @@ def _as_utc(value) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def row_to_service_area(row, geom) -> ServiceArea:
+    m = row._mapping
+    return ServiceArea(
+        station_id=m["station_id"], mode=m["mode"], minutes=m["minutes"], network_token=m["network_token"],
+        station_updated_at=_as_utc(m["station_updated_at"]), area_km2=m["area_km2"], road_km=m["road_km"],
+        geom=geom, computed_at=_as_utc(m["computed_at"]),
+    )
+
+
+SERVICE_AREA_COLUMNS = (
+    "station_id", "mode", "minutes", "network_token", "station_updated_at", "area_km2", "road_km", "computed_at",
+)
 
 
 def row_to_station(row) -> Station:

@@ -1,9 +1,10 @@
-"""/api/v1 routes: parse, validate, call one store function, serialise."""
+"""/api/v1 station routes: parse, validate, call one store function, serialise."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import jsonify, request
 
 from app.api import params, serialize
+from app.api.blueprint import bp, store, timezone
 from app.api.errors import ApiError
 from app.api.openapi import openapi_document
 from app.geo.coordsys import WGS84, COORDSYS, from_wgs84
@@ -12,34 +13,12 @@ from app.stations import hours
 from app.stations.model import NearestQuery, StationFilter
 from app.stations.vocabulary import ACCESS, AMENITIES, KIND_CORE_AMENITY, KINDS, OPEN_STATES
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
 MAX_NEAREST = 100
 MAX_BOX = 5000
 DEFAULT_BOX = 500
 # Upper bound of the GCJ-02 + BD-09 shift in degrees (measured maximum ~0.0135°);
 # a box padded by it surely holds every station whose shifted position is inside.
 _SHIFT_PAD_DEG = 0.025
-
-
-@bp.after_request
-def _cache_headers(response):
-    # Answers depend on "now" and on live data; only the vocabulary and the
-    # API description are safe to cache.
-    if request.endpoint in ("api.meta", "api.openapi"):
-        response.cache_control.public = True
-        response.cache_control.max_age = 3600
-    else:
-        response.cache_control.no_cache = True
-    return response
-
-
-def _store():
-    return current_app.extensions["yizhan_store"]
-
-
-def _tz() -> str:
-    return current_app.config["YIZHAN_TIMEZONE"]
 
 
 @bp.get("/stations/nearest")
@@ -50,7 +29,7 @@ def nearest():
     query = NearestQuery(
         lat=lat,
         lng=lng,
-        at=params.instant(args, "at", _tz()),
+        at=params.instant(args, "at", timezone()),
         limit=params.integer(args, "limit", 1, MAX_NEAREST, 10),
         filter=StationFilter(
             kinds=params.kinds(args),
@@ -60,7 +39,7 @@ def nearest():
         ),
         max_distance_m=params.number(args, "max_distance", 0.0, 20_100_000.0, required=False),
     )
-    hits = _store().nearest(query)
+    hits = store().nearest(query)
     return jsonify({
         "coordsys": system,
         "at": query.at.isoformat(),
@@ -86,17 +65,17 @@ def in_box():
             y, x = from_wgs84(st.lat, st.lng, system)
             return min_lat <= y <= max_lat and min_lng <= x <= max_lng
 
-    stations, truncated = _store().within(box, flt, limit, keep)
+    stations, truncated = store().within(box, flt, limit, keep)
     return jsonify(serialize.feature_collection(stations, system, truncated, limit))
 
 
 @bp.get("/stations/<int:station_id>")
 def station_detail(station_id: int):
     system = params.coordsys(request.args)
-    st = _store().get(station_id)
+    st = store().get(station_id)
     if st is None:
         raise ApiError(404, "not_found", f"No station with id {station_id}.", "id")
-    state = hours.evaluate(st.opening_hours, params.instant(request.args, "at", _tz()), st.timezone)
+    state = hours.evaluate(st.opening_hours, params.instant(request.args, "at", timezone()), st.timezone)
     return jsonify(serialize.station(st, system, state, detail=True))
 
 
@@ -110,7 +89,7 @@ def meta():
         "access": [{"id": a, "labels": labels} for a, labels in ACCESS.items()],
         "open_states": [{"id": s, "labels": labels} for s, labels in OPEN_STATES.items()],
         "coordsys": list(COORDSYS),
-        "timezone": _tz(),
+        "timezone": timezone(),
         "limits": {"nearest": MAX_NEAREST, "bbox": MAX_BOX},
     })
 

@@ -1,0 +1,1 @@
+"""Road networks: OSM -> compact routable graphs, isochrones, service areas. No Flask here."""

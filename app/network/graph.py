@@ -1,0 +1,224 @@
+"""A routable graph in compact arrays (numpy), one per travel mode.
+
+Every OSM node a routable way uses is a graph node, and every consecutive pair of
+nodes on a way is a straight *segment* with a length and the directions it may be
+travelled (one-way streets for e-bikes). Shortest paths run on a CSR matrix with
+SciPy's C Dijkstra, bounded by the distance reachable in the time asked for.
+Costs are metres of travel; a mode's speed turns them into minutes.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from app.geo.geodesic import distance_m
+
+_EARTH_A = 6378137.0
+_E2 = 0.00669437999014
+
+
+def metres_per_degree(lat: float) -> tuple[float, float]:
+    """(metres per degree of latitude, of longitude) on the WGS-84 ellipsoid at ``lat``."""
+    phi = math.radians(lat)
+    w = 1 - _E2 * math.sin(phi) ** 2
+    m = _EARTH_A * (1 - _E2) / w ** 1.5
+    p = _EARTH_A * math.cos(phi) / math.sqrt(w)
+    return math.radians(1) * m, math.radians(1) * p
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Where a point meets the network: on ``segment`` at fraction ``t`` from its u end."""
+
+    segment: int
+    t: float
+    offset_m: float  # straight distance from the point to the network
+
+
+class Graph:
+    """Nodes (lat/lng arrays) and segments (u, v, length, allowed directions)."""
+
+    def __init__(self, node_lat, node_lng, seg_u, seg_v, seg_len, seg_fwd, seg_bwd):
+        self.node_lat = np.asarray(node_lat, dtype=np.float64)
+        self.node_lng = np.asarray(node_lng, dtype=np.float64)
+        self.seg_u = np.asarray(seg_u, dtype=np.int32)
+        self.seg_v = np.asarray(seg_v, dtype=np.int32)
+        self.seg_len = np.asarray(seg_len, dtype=np.float64)
+        self.seg_fwd = np.asarray(seg_fwd, dtype=bool)  # may travel u -> v
+        self.seg_bwd = np.asarray(seg_bwd, dtype=bool)  # may travel v -> u
+        self._forward = self._reverse = None
+        self._tree = None
+
+    @property
+    def node_count(self) -> int:
+        return len(self.node_lat)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.seg_u)
+
+    # -- persistence ----------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf, node_lat=self.node_lat, node_lng=self.node_lng, seg_u=self.seg_u, seg_v=self.seg_v,
+            seg_len=self.seg_len, seg_fwd=self.seg_fwd, seg_bwd=self.seg_bwd,
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Graph":
+        with np.load(io.BytesIO(data)) as z:
+            return cls(z["node_lat"], z["node_lng"], z["seg_u"], z["seg_v"], z["seg_len"], z["seg_fwd"], z["seg_bwd"])
+
+    # -- shortest paths -------------------------------------------------------
+
+    def _matrix(self, reverse: bool) -> csr_matrix:
+        """Directed adjacency; ``reverse`` transposes it (who can reach a point, not where it reaches)."""
+        cached = self._reverse if reverse else self._forward
+        if cached is not None:
+            return cached
+        fwd, bwd = (self.seg_bwd, self.seg_fwd) if reverse else (self.seg_fwd, self.seg_bwd)
+        rows = np.concatenate([self.seg_u[fwd], self.seg_v[bwd]])
+        cols = np.concatenate([self.seg_v[fwd], self.seg_u[bwd]])
+        # Zero-length segments (duplicate nodes) must still count as edges.
+        weights = np.maximum(np.concatenate([self.seg_len[fwd], self.seg_len[bwd]]), 1e-6)
+        # Two ways can share a node pair; a sparse matrix would add their lengths, so keep the shortest.
+        order = np.lexsort((weights, cols, rows))
+        rows, cols, weights = rows[order], cols[order], weights[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        n = self.node_count
+        matrix = csr_matrix((weights[first], (rows[first], cols[first])), shape=(n, n))
+        if reverse:
+            self._reverse = matrix
+        else:
+            self._forward = matrix
+        return matrix
+
+    def directions(self, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(may go u->v, may go v->u) in the search's direction."""
+        return (self.seg_bwd, self.seg_fwd) if reverse else (self.seg_fwd, self.seg_bwd)
+
+    def costs_from(self, sources: list[tuple[int, float]], limit_m: float, reverse: bool = False) -> np.ndarray:
+        """Network distance (m) from the nearest source (node, starting cost) to every node; inf beyond ``limit_m``."""
+        best = np.full(self.node_count, np.inf)
+        sources = [(n, c) for n, c in sources if c <= limit_m]
+        if not sources:
+            return best
+        nodes = [n for n, _ in sources]
+        dist = dijkstra(self._matrix(reverse), directed=True, indices=nodes, limit=limit_m)
+        dist = np.atleast_2d(dist)
+        for row, (_, start) in zip(dist, sources):
+            np.minimum(best, row + start, out=best)
+        best[best > limit_m] = np.inf
+        return best
+
+    def snap_sources(self, snap: Snap, reverse: bool = False) -> list[tuple[int, float]]:
+        """Graph nodes a point on ``snap`` reaches first, with their cost (offset leg included)."""
+        s = snap.segment
+        may_uv, may_vu = self.directions(reverse)
+        length = self.seg_len[s]
+        out = []
+        if may_vu[s]:  # towards u, i.e. travelling v -> u
+            out.append((int(self.seg_u[s]), snap.offset_m + snap.t * length))
+        if may_uv[s]:
+            out.append((int(self.seg_v[s]), snap.offset_m + (1 - snap.t) * length))
+        return out
+
+    def cost_to(self, costs: np.ndarray, start: Snap | None, target: Snap, reverse: bool = False) -> float:
+        """Cost to reach a point snapped at ``target`` given node ``costs`` (and the start's own segment)."""
+        s = target.segment
+        may_uv, may_vu = self.directions(reverse)
+        length = self.seg_len[s]
+        best = math.inf
+        if may_uv[s]:
+            best = min(best, costs[self.seg_u[s]] + target.t * length)
+        if may_vu[s]:
+            best = min(best, costs[self.seg_v[s]] + (1 - target.t) * length)
+        if start is not None and start.segment == s:
+            along = (target.t - start.t) * length
+            if (along >= 0 and may_uv[s]) or (along <= 0 and may_vu[s]):
+                best = min(best, start.offset_m + abs(along))
+        return best + target.offset_m
+
+    # -- snapping -------------------------------------------------------------
+
+    def _index(self) -> shapely.STRtree:
+        if self._tree is None:
+            u, v = self.seg_u, self.seg_v
+            boxes = shapely.box(
+                np.minimum(self.node_lng[u], self.node_lng[v]), np.minimum(self.node_lat[u], self.node_lat[v]),
+                np.maximum(self.node_lng[u], self.node_lng[v]), np.maximum(self.node_lat[u], self.node_lat[v]),
+            )
+            self._tree = shapely.STRtree(boxes)
+        return self._tree
+
+    def snap(self, lat: float, lng: float, max_m: float) -> Snap | None:
+        """The nearest point of the network within ``max_m`` metres, or None."""
+        if self.segment_count == 0:
+            return None
+        ky, kx = metres_per_degree(lat)
+        d_lat, d_lng = max_m / ky, max_m / max(kx, 1e-9)
+        cand = self._index().query(shapely.box(lng - d_lng, lat - d_lat, lng + d_lng, lat + d_lat))
+        if len(cand) == 0:
+            return None
+        # Local plane around the point: exact enough within a few hundred metres.
+        ux = (self.node_lng[self.seg_u[cand]] - lng) * kx
+        uy = (self.node_lat[self.seg_u[cand]] - lat) * ky
+        vx = (self.node_lng[self.seg_v[cand]] - lng) * kx
+        vy = (self.node_lat[self.seg_v[cand]] - lat) * ky
+        dx, dy = vx - ux, vy - uy
+        seg2 = dx * dx + dy * dy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where(seg2 > 0, np.clip(-(ux * dx + uy * dy) / seg2, 0.0, 1.0), 0.0)
+        px, py = ux + t * dx, uy + t * dy
+        d2 = px * px + py * py
+        # Nearest, ties by segment index so both stores (and reruns) agree.
+        order = np.lexsort((cand, d2))
+        best = order[0]
+        if d2[best] > max_m * max_m:
+            return None
+        s = int(cand[best])
+        tt = float(t[best])
+        plat = self.node_lat[self.seg_u[s]] + tt * (self.node_lat[self.seg_v[s]] - self.node_lat[self.seg_u[s]])
+        plng = self.node_lng[self.seg_u[s]] + tt * (self.node_lng[self.seg_v[s]] - self.node_lng[self.seg_u[s]])
+        return Snap(s, tt, distance_m(lat, lng, plat, plng))
+
+    def snap_point(self, snap: Snap) -> tuple[float, float]:
+        u, v = self.seg_u[snap.segment], self.seg_v[snap.segment]
+        return (
+            float(self.node_lat[u] + snap.t * (self.node_lat[v] - self.node_lat[u])),
+            float(self.node_lng[u] + snap.t * (self.node_lng[v] - self.node_lng[u])),
+        )
+
+    # -- reachable pieces -----------------------------------------------------
+
+    def reachable_pieces(self, costs: np.ndarray, limit_m: float, reverse: bool = False):
+        """Reachable parts of segments as (segment ids, start fraction, end fraction) arrays.
+
+        A segment entered at u with cost c is reachable up to (limit - c)/length of
+        its length (if u -> v may be travelled), and likewise from v; a partly
+        reachable segment contributes only its reachable part.
+        """
+        may_uv, may_vu = self.directions(reverse)
+        length = np.maximum(self.seg_len, 1e-9)
+        with np.errstate(invalid="ignore"):
+            from_u = np.where(may_uv, (limit_m - costs[self.seg_u]) / length, -np.inf)
+            from_v = np.where(may_vu, (limit_m - costs[self.seg_v]) / length, -np.inf)
+        ids, starts, ends = [], [], []
+        full = (from_u >= 1) | (from_v >= 1) | ((from_u > 0) & (from_v > 0) & (from_u + from_v >= 1))
+        idx = np.nonzero(full)[0]
+        ids.append(idx); starts.append(np.zeros(len(idx))); ends.append(np.ones(len(idx)))
+        part_u = np.nonzero(~full & (from_u > 0))[0]
+        ids.append(part_u); starts.append(np.zeros(len(part_u))); ends.append(from_u[part_u])
+        part_v = np.nonzero(~full & (from_v > 0))[0]
+        ids.append(part_v); starts.append(1 - from_v[part_v]); ends.append(np.ones(len(part_v)))
+        return np.concatenate(ids), np.concatenate(starts), np.concatenate(ends)

@@ -1,0 +1,86 @@
+"""Turn reachable pieces of road into an honest area polygon.
+
+Buffering thousands of segments with GEOS and unioning them costs ~0.5 s for a
+15-minute walk in a dense grid, so the buffer is computed on a raster instead:
+the reachable pieces are drawn into a grid of cells of a few metres, a Euclidean
+distance transform gives each cell its distance to the nearest reachable road,
+and the region within the buffer distance is contoured into polygons (with their
+holes) by contourpy. The result is the same shape as buffer+union, to within a
+cell, in a few milliseconds; it is then simplified.
+"""
+from __future__ import annotations
+
+import math
+
+import contourpy
+import numpy as np
+import shapely
+from scipy.ndimage import distance_transform_edt
+
+from app.network.graph import metres_per_degree
+
+MAX_CELLS_PER_SIDE = 500
+
+
+def buffer_pieces(
+    lat0: float,
+    lng0: float,
+    ax_lat: np.ndarray, ax_lng: np.ndarray, bx_lat: np.ndarray, bx_lng: np.ndarray,
+    buffer_m: float = 30.0,
+    min_cell_m: float = 6.0,
+    simplify_m: float = 5.0,
+):
+    """A (Multi)Polygon in lng/lat covering every point within ~``buffer_m`` of the segments a–b.
+
+    Returns (geometry, cell size used in metres). An empty input gives an empty polygon.
+    """
+    if len(ax_lat) == 0:
+        return shapely.Polygon(), min_cell_m
+    ky, kx = metres_per_degree(lat0)
+    ax, ay = (ax_lng - lng0) * kx, (ax_lat - lat0) * ky
+    bx, by = (bx_lng - lng0) * kx, (bx_lat - lat0) * ky
+    lo_x = min(ax.min(), bx.min()) - buffer_m * 2
+    lo_y = min(ay.min(), by.min()) - buffer_m * 2
+    hi_x = max(ax.max(), bx.max()) + buffer_m * 2
+    hi_y = max(ay.max(), by.max()) + buffer_m * 2
+    cell = max(min_cell_m, (hi_x - lo_x) / MAX_CELLS_PER_SIDE, (hi_y - lo_y) / MAX_CELLS_PER_SIDE)
+    buffer_m = max(buffer_m, 2.5 * cell)  # a coarse grid needs a wider brush to stay connected
+    lo_x, lo_y = lo_x - buffer_m, lo_y - buffer_m
+    hi_x, hi_y = hi_x + buffer_m, hi_y + buffer_m
+    nx = int(math.ceil((hi_x - lo_x) / cell)) + 1
+    ny = int(math.ceil((hi_y - lo_y) / cell)) + 1
+
+    # Sample each segment every half cell so no cell it crosses is missed.
+    lengths = np.hypot(bx - ax, by - ay)
+    steps = np.maximum(1, np.ceil(lengths / (cell / 2))).astype(np.int64)
+    seg = np.repeat(np.arange(len(ax)), steps + 1)
+    offsets = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
+    frac = (np.arange(len(seg)) - np.repeat(offsets, steps + 1)) / np.repeat(steps, steps + 1)
+    px = ax[seg] + frac * (bx[seg] - ax[seg])
+    py = ay[seg] + frac * (by[seg] - ay[seg])
+    ix = np.rint((px - lo_x) / cell).astype(np.int64)
+    iy = np.rint((py - lo_y) / cell).astype(np.int64)
+    road = np.zeros((ny, nx), dtype=bool)
+    road[iy, ix] = True
+
+    dist = distance_transform_edt(~road) * cell
+    xs = lo_x + np.arange(nx) * cell
+    ys = lo_y + np.arange(ny) * cell
+    gen = contourpy.contour_generator(xs, ys, dist, fill_type=contourpy.FillType.OuterOffset)
+    points_list, offsets_list = gen.filled(-1.0, buffer_m)
+    polygons = []
+    for points, offs in zip(points_list, offsets_list):
+        rings = [points[offs[i]:offs[i + 1]] for i in range(len(offs) - 1)]
+        rings = [np.column_stack([r[:, 0] / kx + lng0, r[:, 1] / ky + lat0]) for r in rings if len(r) >= 4]
+        if rings:
+            polygons.append(shapely.Polygon(rings[0], rings[1:]))
+    geom = shapely.make_valid(shapely.MultiPolygon(polygons)) if polygons else shapely.Polygon()
+    # Simplify in degrees, with the tolerance taken at this latitude (the smaller axis).
+    geom = shapely.simplify(geom, simplify_m / max(kx, ky), preserve_topology=True)
+    return geom, cell
+
+
+def area_km2(geom, lat0: float) -> float:
+    """Area of a lng/lat geometry near ``lat0`` (local plane; fine at city scale)."""
+    ky, kx = metres_per_degree(lat0)
+    return shapely.area(geom) * kx * ky / 1e6

@@ -1,0 +1,298 @@
+"""Network use cases over a store: import, the personal service circle, service areas, coverage."""
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import shapely
+
+from app.geo.geodesic import Box, boxes_within, distance_m
+from app.network.graph import Graph, metres_per_degree
+from app.network.isochrone import SNAP_MAX_M, Reach, geodesic_circle, reach_from, reach_polygon
+from app.network.osm_import import MODES, read_extract
+from app.network.polygon import area_km2
+from app.stations import hours
+from app.stations.importing import RowError, parse_record
+from app.stations.model import NetworkRecord, ServiceArea, Station, StationFilter
+from app.stations.store import StationStore
+
+DEFAULT_SPEEDS_KMH = {"walk": 4.8, "ebike": 15.0}
+CANDIDATE_CAP = 20_000
+
+
+def metres_for(minutes: float, speed_kmh: float) -> float:
+    return speed_kmh * 1000.0 / 60.0 * minutes
+
+
+# -- graphs in memory, one load per worker per network version ---------------
+
+
+class GraphCache:
+    """Keeps each mode's graph in memory; reloads when the stored network's token changes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._graphs: dict[tuple[int, str], tuple[str, Graph]] = {}
+
+    def get(self, store: StationStore, mode: str) -> tuple[str, Graph] | None:
+        token = store.network_token(mode)
+        if token is None:
+            return None
+        key = (id(store), mode)
+        cached = self._graphs.get(key)
+        if cached and cached[0] == token:
+            return cached
+        with self._lock:
+            record = store.load_network(mode)
+            if record is None:
+                return None
+            entry = (record.token, Graph.from_bytes(record.graph))
+            self._graphs[key] = entry
+            return entry
+
+
+# -- import --------------------------------------------------------------------
+
+
+@dataclass
+class NetworkImportReport:
+    graphs: dict[str, Graph]
+    stations_found: int = 0
+    stations_invalid: list[str] = field(default_factory=list)
+    stations_written: object = None
+
+
+def import_network(
+    store: StationStore,
+    path: str,
+    *,
+    with_stations: bool = True,
+    timezone: str = "Asia/Shanghai",
+    progress: Callable[[str], None] | None = None,
+) -> NetworkImportReport:
+    """Read an OSM extract and swap in its walk and e-bike graphs (and upsert its stations).
+
+    Everything is read and built before the database is touched; the swap is one
+    transaction, so a failure at any point leaves the previous network serving.
+    """
+    say = progress or (lambda _m: None)
+    graphs, raw_stations = read_extract(path, progress=say)
+    records = []
+    for mode, graph in graphs.items():
+        say(f"{mode}: {graph.node_count:,} nodes, {graph.segment_count:,} segments, "
+            f"{graph.seg_len.sum() / 1000:,.1f} km")
+        records.append(NetworkRecord(
+            mode=mode, token=secrets.token_hex(8), source=path, node_count=graph.node_count,
+            segment_count=graph.segment_count, road_km=float(graph.seg_len.sum() / 1000), graph=graph.to_bytes(),
+        ))
+    report = NetworkImportReport(graphs)
+    stations = []
+    if with_stations:
+        for where, record in raw_stations:
+            try:
+                stations.append(parse_record(record, source="osm", coordsys="wgs84", timezone=timezone))
+            except RowError as exc:
+                report.stations_invalid.append(f"{where}: {exc.field}: {exc.reason}")
+        report.stations_found = len(raw_stations)
+    with store.transaction():
+        store.replace_networks(records)
+        if stations:
+            report.stations_written = store.upsert(stations)
+    return report
+
+
+# -- the personal service circle ---------------------------------------------
+
+
+@dataclass
+class CircleResult:
+    station: Station
+    hours: hours.HoursState
+    travel_m: float  # along the network (method "network") or straight (method "radius")
+    straight_m: float
+
+
+@dataclass
+class Circle:
+    method: str  # "network" | "radius"
+    reason: str | None  # why the radius fallback was used
+    mode: str
+    minutes: float
+    speed_kmh: float
+    polygon: object  # shapely, lng/lat WGS-84
+    area_km2: float
+    results: list[CircleResult]
+    truncated: bool = False
+
+
+def _candidates(store: StationStore, lat: float, lng: float, radius_m: float, flt: StationFilter, at: datetime):
+    """Active stations matching the filter within ``radius_m`` in a straight line, with their hours state."""
+    out = []
+    truncated = False
+    for box in boxes_within(lat, lng, radius_m):
+        found, more = store.within(box, StationFilter(kinds=flt.kinds, amenities=flt.amenities), CANDIDATE_CAP)
+        truncated |= more
+        for st in found:
+            d = distance_m(lat, lng, st.lat, st.lng)
+            if d > radius_m:
+                continue
+            state = hours.evaluate(st.opening_hours, at, st.timezone)
+            if flt.open_only and not (
+                state.state == hours.OPEN or (flt.include_unknown and state.state == hours.UNKNOWN)
+            ):
+                continue
+            out.append((st, state, d))
+    return out, truncated
+
+
+def service_circle(
+    store: StationStore,
+    graph: Graph | None,
+    lat: float,
+    lng: float,
+    *,
+    minutes: float,
+    mode: str,
+    speed_kmh: float,
+    flt: StationFilter,
+    at: datetime,
+    limit: int,
+) -> Circle:
+    """Stations reachable within ``minutes`` by ``mode`` from (lat, lng), fastest first.
+
+    On the road network when the point is within 300 m of it; otherwise a straight-line
+    circle, labelled as such.
+    """
+    limit_m = metres_for(minutes, speed_kmh)
+    candidates, truncated = _candidates(store, lat, lng, limit_m, flt, at)
+    reach = reach_from(graph, lat, lng, limit_m) if graph is not None else None
+    if reach is None:
+        results = [CircleResult(st, state, d, d) for st, state, d in candidates]
+        results.sort(key=lambda r: (r.travel_m, r.station.id))
+        polygon = geodesic_circle(lat, lng, limit_m)
+        reason = "no_network" if graph is None else "off_network"
+        return Circle("radius", reason, mode, minutes, speed_kmh, polygon, area_km2(polygon, lat),
+                      results[:limit], truncated or len(results) > limit)
+    results = []
+    for st, state, d in candidates:
+        snap = graph.snap(st.lat, st.lng, SNAP_MAX_M)
+        if snap is None:
+            continue
+        travel = reach.cost_to(snap)
+        if travel <= limit_m:
+            results.append(CircleResult(st, state, travel, d))
+    results.sort(key=lambda r: (r.travel_m, r.station.id))
+    polygon, area, _road_km = reach_polygon(reach, (lat, lng))
+    return Circle("network", None, mode, minutes, speed_kmh, polygon, area, results[:limit],
+                  truncated or len(results) > limit)
+
+
+# -- service areas (planners) -------------------------------------------------
+
+
+def station_service_area(graph: Graph, token: str, station: Station, mode: str, minutes: int,
+                         speed_kmh: float) -> ServiceArea:
+    """Where people can reach ``station`` from within ``minutes`` (a reverse search towards it)."""
+    limit_m = metres_for(minutes, speed_kmh)
+    reach = reach_from(graph, station.lat, station.lng, limit_m, reverse=True)
+    if reach is None:
+        geom, area, road_km = shapely.MultiPolygon(), 0.0, 0.0
+    else:
+        geom, area, road_km = reach_polygon(reach, (station.lat, station.lng))
+    if geom.geom_type == "Polygon":
+        geom = shapely.MultiPolygon([geom])
+    return ServiceArea(station.id, mode, minutes, token, station.updated_at, area, road_km, geom)
+
+
+@dataclass
+class ServiceAreaRun:
+    computed: int = 0
+    off_network: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+
+
+def refresh_service_areas(
+    store: StationStore,
+    graphs: GraphCache,
+    *,
+    mode: str,
+    minutes: int,
+    speed_kmh: float,
+    batch: int = 200,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> ServiceAreaRun:
+    """Compute the service areas that are missing or stale; each batch is committed as it finishes."""
+    entry = graphs.get(store, mode)
+    if entry is None:
+        raise LookupError(f"no {mode} network imported; run `flask --app wsgi network import FILE.osm.pbf`")
+    token, graph = entry
+    run = ServiceAreaRun(dropped=store.drop_inactive_service_areas())
+    todo = store.stations_needing_service_area(mode, minutes, token)
+    started = time.perf_counter()
+    for i in range(0, len(todo), batch):
+        areas = [station_service_area(graph, token, st, mode, minutes, speed_kmh) for st in todo[i:i + batch]]
+        store.save_service_areas(areas)
+        run.computed += len(areas)
+        run.off_network += sum(1 for a in areas if a.geom.is_empty)
+        if progress:
+            progress(run.computed, len(todo), time.perf_counter() - started)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+@dataclass
+class Coverage:
+    served: object  # shapely, lng/lat, clipped to the box
+    unserved: object
+    road_km: float
+    served_road_km: float
+    areas: list[tuple[Station, ServiceArea]]
+    stations_without_area: int
+
+
+def coverage(store: StationStore, graph: Graph | None, box: Box, *, mode: str, minutes: int,
+             flt: StationFilter) -> Coverage:
+    """Union of matching stations' service areas in ``box``, what is left unserved, and road-length shares."""
+    areas = store.service_areas_in_box(box, mode, minutes, flt)
+    frame = shapely.box(box.west, box.south, box.east, box.north)
+    union = shapely.union_all([a.geom for _, a in areas if not a.geom.is_empty]) if areas else shapely.Polygon()
+    served = shapely.intersection(union, frame)
+    unserved = shapely.difference(frame, union)
+    road_km = served_km = 0.0
+    if graph is not None and graph.segment_count:
+        road_km, served_km = _road_lengths(graph, box, served)
+    stations_in_box, _ = store.within(box, flt, CANDIDATE_CAP)
+    with_area = {st.id for st, _ in areas}
+    missing = sum(1 for st in stations_in_box if st.id not in with_area)
+    return Coverage(served, unserved, road_km, served_km, areas, missing)
+
+
+def _road_lengths(graph: Graph, box: Box, served) -> tuple[float, float]:
+    """Road km inside the box, and the part of it inside ``served`` (local plane, metres)."""
+    u, v = graph.seg_u, graph.seg_v
+    lat_u, lat_v, lng_u, lng_v = graph.node_lat[u], graph.node_lat[v], graph.node_lng[u], graph.node_lng[v]
+    near = ((np.maximum(lat_u, lat_v) >= box.south) & (np.minimum(lat_u, lat_v) <= box.north)
+            & (np.maximum(lng_u, lng_v) >= box.west) & (np.minimum(lng_u, lng_v) <= box.east))
+    if not near.any():
+        return 0.0, 0.0
+    lat0 = (box.south + box.north) / 2
+    lng0 = (box.west + box.east) / 2
+    ky, kx = metres_per_degree(lat0)
+
+    def to_plane(geom):
+        return shapely.transform(geom, lambda c: np.column_stack([(c[:, 0] - lng0) * kx, (c[:, 1] - lat0) * ky]))
+
+    coords = np.stack([np.column_stack([lng_u[near], lat_u[near]]), np.column_stack([lng_v[near], lat_v[near]])], axis=1)
+    lines = to_plane(shapely.multilinestrings(shapely.linestrings(coords)))
+    frame = to_plane(shapely.box(box.west, box.south, box.east, box.north))
+    inside = shapely.intersection(lines, frame)
+    total = shapely.length(inside)
+    served_len = shapely.length(shapely.intersection(inside, to_plane(served))) if not served.is_empty else 0.0
+    return total / 1000, served_len / 1000
