@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 from app.geo.geodesic import distance_m
 
@@ -54,6 +54,7 @@ class Graph:
         self.seg_bwd = np.asarray(seg_bwd, dtype=bool)  # may travel v -> u
         self._forward = self._reverse = None
         self._tree = None
+        self._component = None
 
     @property
     def node_count(self) -> int:
@@ -102,6 +103,12 @@ class Graph:
         else:
             self._forward = matrix
         return matrix
+
+    def component(self) -> np.ndarray:
+        """Connected-component label of every node (ignoring one-way rules)."""
+        if self._component is None:
+            _, self._component = connected_components(self._matrix(False), directed=True, connection="weak")
+        return self._component
 
     def directions(self, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
         """(may go u->v, may go v->u) in the search's direction."""
@@ -201,24 +208,41 @@ class Graph:
 
     # -- reachable pieces -----------------------------------------------------
 
-    def reachable_pieces(self, costs: np.ndarray, limit_m: float, reverse: bool = False):
-        """Reachable parts of segments as (segment ids, start fraction, end fraction) arrays.
+    def pieces(self, costs: np.ndarray, limit_m: float, reverse: bool = False):
+        """Reachable and unreachable parts of segments, each as (segment ids, start fraction, end fraction).
 
         A segment entered at u with cost c is reachable up to (limit - c)/length of
         its length (if u -> v may be travelled), and likewise from v; a partly
-        reachable segment contributes only its reachable part.
+        reachable segment contributes its reachable ends to the first set and the
+        middle it cannot reach to the second.
         """
         may_uv, may_vu = self.directions(reverse)
         length = np.maximum(self.seg_len, 1e-9)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             from_u = np.where(may_uv, (limit_m - costs[self.seg_u]) / length, -np.inf)
             from_v = np.where(may_vu, (limit_m - costs[self.seg_v]) / length, -np.inf)
-        ids, starts, ends = [], [], []
-        full = (from_u >= 1) | (from_v >= 1) | ((from_u > 0) & (from_v > 0) & (from_u + from_v >= 1))
-        idx = np.nonzero(full)[0]
-        ids.append(idx); starts.append(np.zeros(len(idx))); ends.append(np.ones(len(idx)))
-        part_u = np.nonzero(~full & (from_u > 0))[0]
-        ids.append(part_u); starts.append(np.zeros(len(part_u))); ends.append(from_u[part_u])
-        part_v = np.nonzero(~full & (from_v > 0))[0]
-        ids.append(part_v); starts.append(1 - from_v[part_v]); ends.append(np.ones(len(part_v)))
-        return np.concatenate(ids), np.concatenate(starts), np.concatenate(ends)
+            full = (from_u >= 1) | (from_v >= 1) | ((from_u > 0) & (from_v > 0) & (from_u + from_v >= 1))
+        part_u = ~full & (from_u > 0)
+        part_v = ~full & (from_v > 0)
+        none = ~full & ~part_u & ~part_v
+
+        def take(mask, start, end):
+            idx = np.nonzero(mask)[0]
+            return idx, np.broadcast_to(start, mask.shape)[idx], np.broadcast_to(end, mask.shape)[idx]
+
+        reach = [take(full, 0.0, 1.0), take(part_u, 0.0, from_u), take(part_v, 1 - from_v, 1.0)]
+        # Only road connected to where the search started can be "too far"; islands
+        # of unconnected ways (often mapping gaps) are left out rather than treated
+        # as barriers.
+        reached = np.isfinite(costs)
+        if reached.any():
+            labels = np.unique(self.component()[reached])
+            none &= np.isin(self.component()[self.seg_u], labels)
+        gap_start = np.where(part_u, np.clip(from_u, 0, 1), 0.0)
+        gap_end = np.where(part_v, 1 - np.clip(from_v, 0, 1), 1.0)
+        blocked = [take(none, 0.0, 1.0), take((part_u | part_v) & (gap_end > gap_start), gap_start, gap_end)]
+
+        def join(parts):
+            return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+        return join(reach), join(blocked)

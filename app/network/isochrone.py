@@ -27,38 +27,32 @@ class Reach:
         return self.graph.cost_to(self.costs, self.start, target, self.reverse)
 
     def pieces(self):
-        """Reachable parts of segments as endpoint arrays (a_lat, a_lng, b_lat, b_lng) and their lengths (m)."""
+        """Reachable and unreachable road as endpoint arrays (a_lat, a_lng, b_lat, b_lng, lengths m)."""
         g = self.graph
-        ids, t0, t1 = g.reachable_pieces(self.costs, self.limit_m, self.reverse)
-        u, v = g.seg_u[ids], g.seg_v[ids]
-        d_lat, d_lng = g.node_lat[v] - g.node_lat[u], g.node_lng[v] - g.node_lng[u]
-        a_lat, a_lng = g.node_lat[u] + t0 * d_lat, g.node_lng[u] + t0 * d_lng
-        b_lat, b_lng = g.node_lat[u] + t1 * d_lat, g.node_lng[u] + t1 * d_lng
-        lengths = (t1 - t0) * g.seg_len[ids]
+        reach_parts, blocked_parts = g.pieces(self.costs, self.limit_m, self.reverse)
+        reachable = self._segments(*reach_parts)
         # The start's own segment, from the snap point as far as the budget allows
-        # (the search above only knows nodes), plus the leg from the point to the road.
+        # (the search only knows nodes).
         s = self.start
         seg_len = g.seg_len[s.segment]
         budget = self.limit_m - s.offset_m
-        extra = []
         if budget > 0 and seg_len > 0:
             may_uv, may_vu = g.directions(self.reverse)
-            reach = budget / seg_len
+            ids, t0, t1 = [], [], []
             if may_uv[s.segment]:
-                extra.append((s.t, min(1.0, s.t + reach)))
+                ids.append(s.segment); t0.append(s.t); t1.append(min(1.0, s.t + budget / seg_len))
             if may_vu[s.segment]:
-                extra.append((max(0.0, s.t - reach), s.t))
-        u0, v0 = g.seg_u[s.segment], g.seg_v[s.segment]
-        lat_u, lng_u = g.node_lat[u0], g.node_lng[u0]
-        dl, dg = g.node_lat[v0] - lat_u, g.node_lng[v0] - lng_u
-        add = [(lat_u + x0 * dl, lng_u + x0 * dg, lat_u + x1 * dl, lng_u + x1 * dg, (x1 - x0) * seg_len)
-               for x0, x1 in extra]
-        if add:
-            extra_arr = np.array(add)
-            a_lat = np.concatenate([a_lat, extra_arr[:, 0]]); a_lng = np.concatenate([a_lng, extra_arr[:, 1]])
-            b_lat = np.concatenate([b_lat, extra_arr[:, 2]]); b_lng = np.concatenate([b_lng, extra_arr[:, 3]])
-            lengths = np.concatenate([lengths, extra_arr[:, 4]])
-        return a_lat, a_lng, b_lat, b_lng, lengths
+                ids.append(s.segment); t0.append(max(0.0, s.t - budget / seg_len)); t1.append(s.t)
+            extra = self._segments(np.array(ids, dtype=np.int64), np.array(t0), np.array(t1))
+            reachable = tuple(np.concatenate([a, b]) for a, b in zip(reachable, extra))
+        return reachable, self._segments(*blocked_parts)
+
+    def _segments(self, ids, t0, t1):
+        g = self.graph
+        u, v = g.seg_u[ids], g.seg_v[ids]
+        d_lat, d_lng = g.node_lat[v] - g.node_lat[u], g.node_lng[v] - g.node_lng[u]
+        return (g.node_lat[u] + t0 * d_lat, g.node_lng[u] + t0 * d_lng,
+                g.node_lat[u] + t1 * d_lat, g.node_lng[u] + t1 * d_lng, (t1 - t0) * g.seg_len[ids])
 
 
 def reach_from(graph: Graph, lat: float, lng: float, limit_m: float, reverse: bool = False) -> Reach | None:
@@ -71,17 +65,19 @@ def reach_from(graph: Graph, lat: float, lng: float, limit_m: float, reverse: bo
 
 
 def reach_polygon(reach: Reach, origin: tuple[float, float]):
-    """The honest area of a reach: its reachable road pieces (and the leg from ``origin``), buffered.
+    """The honest area of a reach: its reachable road pieces (and the leg from ``origin``), buffered,
+    less the ground nearer to road that cannot be reached in time (across a river, a fence, a tunnel).
 
     Returns (geometry in lng/lat, area km², road km).
     """
-    a_lat, a_lng, b_lat, b_lng, lengths = reach.pieces()
+    (a_lat, a_lng, b_lat, b_lng, lengths), blocked = reach.pieces()
+    road_km = float(lengths.sum()) / 1000
     s_lat, s_lng = reach.graph.snap_point(reach.start)
     if reach.start.offset_m <= reach.limit_m:
         a_lat = np.append(a_lat, origin[0]); a_lng = np.append(a_lng, origin[1])
         b_lat = np.append(b_lat, s_lat); b_lng = np.append(b_lng, s_lng)
-    geom, _cell = buffer_pieces(origin[0], origin[1], a_lat, a_lng, b_lat, b_lng)
-    return geom, area_km2(geom, origin[0]), float(lengths.sum()) / 1000
+    geom, _cell = buffer_pieces(origin[0], origin[1], (a_lat, a_lng, b_lat, b_lng), blocked[:4])
+    return geom, area_km2(geom, origin[0]), road_km
 
 
 def geodesic_circle(lat: float, lng: float, radius_m: float, points: int = 72):

@@ -25,6 +25,7 @@ _EBIKE_HIGHWAYS = {
     "primary", "primary_link", "secondary", "secondary_link", "tertiary", "tertiary_link",
     "unclassified", "residential", "living_street", "service", "road", "track", "cycleway",
 }
+_FOOT_WAYS = {"footway", "path", "pedestrian", "steps", "corridor", "cycleway", "bridleway", "platform"}
 # Ways an e-bike may use only where signed for bicycles.
 _EBIKE_IF_SIGNED = {"path", "footway", "pedestrian", "bridleway", "trunk", "trunk_link"}
 _YES = {"yes", "designated", "permissive", "official"}
@@ -42,9 +43,12 @@ def walk_allowed(tags) -> bool:
         return False
     if tags.get("access") in _CLOSED_ACCESS and foot not in _YES:
         return False
-    if highway in _WALK_HIGHWAYS:
-        return True
-    return highway in ("trunk", "trunk_link") and foot in _YES
+    if foot in _YES:
+        return highway in _WALK_HIGHWAYS or highway in ("trunk", "trunk_link")
+    # Tunnels built for vehicles (e.g. underground delivery roads) are not footpaths.
+    if tags.get("tunnel") in ("yes",) and highway not in _FOOT_WAYS and not tags.get("sidewalk"):
+        return False
+    return highway in _WALK_HIGHWAYS
 
 
 def ebike_directions(tags) -> tuple[bool, bool] | None:

@@ -25,15 +25,22 @@ MAX_CELLS_PER_SIDE = 500
 def buffer_pieces(
     lat0: float,
     lng0: float,
-    ax_lat: np.ndarray, ax_lng: np.ndarray, bx_lat: np.ndarray, bx_lng: np.ndarray,
+    reachable: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    blocked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     buffer_m: float = 30.0,
     min_cell_m: float = 6.0,
     simplify_m: float = 5.0,
 ):
-    """A (Multi)Polygon in lng/lat covering every point within ~``buffer_m`` of the segments a–b.
+    """A (Multi)Polygon in lng/lat of the ground within ~``buffer_m`` of the ``reachable`` segments
+    (a_lat, a_lng, b_lat, b_lng arrays) that is not nearer to a ``blocked`` segment.
+
+    Blocked road claims the ground next to it, so a street across a river or a fence
+    that takes 25 minutes to reach does not sit inside a 15-minute area just because
+    it is 20 m from a reachable one.
 
     Returns (geometry, cell size used in metres). An empty input gives an empty polygon.
     """
+    ax_lat, ax_lng, bx_lat, bx_lng = reachable
     if len(ax_lat) == 0:
         return shapely.Polygon(), min_cell_m
     ky, kx = metres_per_degree(lat0)
@@ -50,20 +57,33 @@ def buffer_pieces(
     nx = int(math.ceil((hi_x - lo_x) / cell)) + 1
     ny = int(math.ceil((hi_y - lo_y) / cell)) + 1
 
-    # Sample each segment every half cell so no cell it crosses is missed.
-    lengths = np.hypot(bx - ax, by - ay)
-    steps = np.maximum(1, np.ceil(lengths / (cell / 2))).astype(np.int64)
-    seg = np.repeat(np.arange(len(ax)), steps + 1)
-    offsets = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
-    frac = (np.arange(len(seg)) - np.repeat(offsets, steps + 1)) / np.repeat(steps, steps + 1)
-    px = ax[seg] + frac * (bx[seg] - ax[seg])
-    py = ay[seg] + frac * (by[seg] - ay[seg])
-    ix = np.rint((px - lo_x) / cell).astype(np.int64)
-    iy = np.rint((py - lo_y) / cell).astype(np.int64)
-    road = np.zeros((ny, nx), dtype=bool)
-    road[iy, ix] = True
+    def draw(x0, y0, x1, y1):
+        # Sample each segment every half cell so no cell it crosses is missed.
+        grid = np.zeros((ny, nx), dtype=bool)
+        if len(x0) == 0:
+            return grid
+        lengths = np.hypot(x1 - x0, y1 - y0)
+        steps = np.maximum(1, np.ceil(lengths / (cell / 2))).astype(np.int64)
+        seg = np.repeat(np.arange(len(x0)), steps + 1)
+        offsets = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
+        frac = (np.arange(len(seg)) - np.repeat(offsets, steps + 1)) / np.repeat(steps, steps + 1)
+        ix = np.rint((x0[seg] + frac * (x1[seg] - x0[seg]) - lo_x) / cell).astype(np.int64)
+        iy = np.rint((y0[seg] + frac * (y1[seg] - y0[seg]) - lo_y) / cell).astype(np.int64)
+        keep = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        grid[iy[keep], ix[keep]] = True
+        return grid
 
+    road = draw(ax, ay, bx, by)
     dist = distance_transform_edt(~road) * cell
+    if blocked is not None and len(blocked[0]):
+        cx0, cy0 = (blocked[1] - lng0) * kx, (blocked[0] - lat0) * ky
+        cx1, cy1 = (blocked[3] - lng0) * kx, (blocked[2] - lat0) * ky
+        near = ((np.maximum(cx0, cx1) >= lo_x) & (np.minimum(cx0, cx1) <= hi_x)
+                & (np.maximum(cy0, cy1) >= lo_y) & (np.minimum(cy0, cy1) <= hi_y))
+        other = draw(cx0[near], cy0[near], cx1[near], cy1[near]) & ~road
+        if other.any():
+            dist_other = distance_transform_edt(~other) * cell
+            dist = np.where(dist <= dist_other, dist, 4 * buffer_m)
     xs = lo_x + np.arange(nx) * cell
     ys = lo_y + np.arange(ny) * cell
     gen = contourpy.contour_generator(xs, ys, dist, fill_type=contourpy.FillType.OuterOffset)
@@ -74,10 +94,19 @@ def buffer_pieces(
         rings = [np.column_stack([r[:, 0] / kx + lng0, r[:, 1] / ky + lat0]) for r in rings if len(r) >= 4]
         if rings:
             polygons.append(shapely.Polygon(rings[0], rings[1:]))
-    geom = shapely.make_valid(shapely.MultiPolygon(polygons)) if polygons else shapely.Polygon()
+    geom = _polygonal(shapely.make_valid(shapely.MultiPolygon(polygons))) if polygons else shapely.Polygon()
     # Simplify in degrees, with the tolerance taken at this latitude (the smaller axis).
     geom = shapely.simplify(geom, simplify_m / max(kx, ky), preserve_topology=True)
     return geom, cell
+
+
+def _polygonal(geom):
+    """Only the areal parts (make_valid can leave stray lines or points where rings touch)."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not parts:
+        return shapely.Polygon()
+    merged = shapely.union_all(parts)
+    return merged
 
 
 def area_km2(geom, lat0: float) -> float:
