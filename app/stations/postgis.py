@@ -102,7 +102,7 @@ class PostgisStore(StationStore):
             inserted, updated = conn.execute(text(
                 f"WITH up AS ("
                 f" INSERT INTO station ({cols}) SELECT {cols} FROM station_import"
-                f" ON CONFLICT (source, source_id) DO UPDATE SET {assignments}, updated_at = now()"
+                f" ON CONFLICT (source, source_id) DO UPDATE SET {assignments}, updated_at = clock_timestamp()"
                 f" WHERE {changed}"
                 f" RETURNING (xmax = 0) AS inserted)"
                 f" SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
