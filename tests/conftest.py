@@ -109,3 +109,11 @@ def client(app, store):
 def cli(app, store):
     with _serving(app, store):
         yield app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def river_town_pbf(tmp_path_factory):
+    """The hand-checkable synthetic town of tests/osm_fixtures.py, as a real .osm.pbf."""
+    from tests.osm_fixtures import write_river_town
+
+    return write_river_town(tmp_path_factory.mktemp("osm") / "river_town.osm.pbf")

@@ -24,11 +24,6 @@ NOON = datetime(2026, 11, 26, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
 WALK, EBIKE = 4.8, 15.0
 
 
-@pytest.fixture(scope="session")
-def river_town_pbf(tmp_path_factory):
-    return town.write_river_town(tmp_path_factory.mktemp("osm") / "river_town.osm.pbf")
-
-
 @pytest.fixture
 def imported_town(cli, store, river_town_pbf):
     result = cli.invoke(args=["network", "import", river_town_pbf])

@@ -15,18 +15,13 @@ def town_store(cli, store, river_town_pbf):
     return store
 
 
-@pytest.fixture(scope="session")
-def river_town_pbf(tmp_path_factory):
-    return town.write_river_town(tmp_path_factory.mktemp("osm2") / "river_town.osm.pbf")
-
-
 def areas(cli, *args):
     result = cli.invoke(args=["network", "service-areas", *args])
     assert result.exit_code == 0, result.output
     return result.output
 
 
-def test_service_areas_are_incremental(cli, town_store):
+def test_service_areas_are_incremental(cli, town_store, river_town_pbf):
     out = areas(cli)
     assert "2 computed" in out
     assert "0 computed" in areas(cli)  # nothing changed
@@ -35,13 +30,8 @@ def test_service_areas_are_incremental(cli, town_store):
     town_store.upsert([station(east.source_id, east.lat, east.lng, source="osm", name="East toilet (renamed)")])
     assert "1 computed" in areas(cli)
     # a new network: everything is recomputed
-    assert cli.invoke(args=["network", "import", "--no-stations", _pbf(cli)]).exit_code == 0
+    assert cli.invoke(args=["network", "import", "--no-stations", river_town_pbf]).exit_code == 0
     assert "2 computed" in areas(cli)
-
-
-def _pbf(cli):
-    import glob
-    return sorted(glob.glob("/tmp/pytest-of-*/pytest-*/osm2*/river_town.osm.pbf"))[-1]
 
 
 def _world():

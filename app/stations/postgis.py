@@ -16,13 +16,11 @@ from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    SERVICE_AREA_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
-    row_to_service_area, row_to_station,
+    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
+    row_to_station,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
-_STATION_COLS_S = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
-_AREA_COLS_A = ", ".join(f"a.{c}" for c in SERVICE_AREA_COLUMNS)
 _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
 _COPY_CHUNK = 50_000
 
@@ -37,6 +35,7 @@ def _envelope_sql(boxes: list[Box], params: dict) -> str:
 
 class PostgisStore(StationStore):
     backend = "postgis"
+    _area_wkb_sql = "ST_AsBinary(a.geom)"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
         where, params, binds = filter_sql(query.filter)
@@ -129,22 +128,6 @@ class PostgisStore(StationStore):
                     "network_token": a.network_token, "station_updated_at": a.station_updated_at,
                     "area_km2": a.area_km2, "road_km": a.road_km, "wkb": shapely.to_wkb(a.geom),
                 })
-
-    def _areas(self, where: str, params: dict, binds=()) -> list[tuple[Station, ServiceArea]]:
-        sql = text(
-            f"SELECT {_STATION_COLS_S}, {_AREA_COLS_A}, ST_AsBinary(a.geom) AS wkb"
-            f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
-        ).bindparams(*binds)
-        with self.transaction() as conn:
-            rows = conn.execute(sql, params).all()
-        return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
-
-    def service_area(self, station_id: int, mode: str, minutes: int) -> ServiceArea | None:
-        found = self._areas(
-            "a.station_id = :id AND a.mode = :mode AND a.minutes = :minutes",
-            {"id": station_id, "mode": mode, "minutes": minutes},
-        )
-        return found[0][1] if found else None
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
         where, params, binds = filter_sql(flt, "s.")

@@ -21,12 +21,11 @@ from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    SERVICE_AREA_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
-    row_to_service_area, row_to_station,
+    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
+    row_to_station,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
-_AREA_COLS_A = ", ".join(f"a.{c}" for c in SERVICE_AREA_COLUMNS)
 _WHOLE_WORLD = [Box(-90.0, -180.0, 90.0, 180.0)]
 _FIRST_RADIUS_M = 400.0
 _BATCH = 20_000
@@ -68,6 +67,7 @@ def configure_engine(engine) -> None:
 
 class SqliteStore(StationStore):
     backend = "sqlite"
+    _area_wkb_sql = "a.geom_wkb"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
         where, base_params, binds = filter_sql(query.filter, "s.")
@@ -156,22 +156,6 @@ class SqliteStore(StationStore):
             ))
         with self.transaction() as conn:
             conn.connection.driver_connection.cursor().executemany(sql, rows)
-
-    def _areas(self, where: str, params: dict, binds=()) -> list[tuple[Station, ServiceArea]]:
-        sql = text(
-            f"SELECT {_COLS}, {_AREA_COLS_A}, a.geom_wkb AS wkb"
-            f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
-        ).bindparams(*binds)
-        with self.transaction() as conn:
-            rows = conn.execute(sql, params).all()
-        return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
-
-    def service_area(self, station_id: int, mode: str, minutes: int) -> ServiceArea | None:
-        found = self._areas(
-            "a.station_id = :id AND a.mode = :mode AND a.minutes = :minutes",
-            {"id": station_id, "mode": mode, "minutes": minutes},
-        )
-        return found[0][1] if found else None
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
         where, params, binds = filter_sql(flt, "s.")

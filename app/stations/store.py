@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+import shapely
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -196,9 +197,27 @@ class StationStore(ABC):
     def save_service_areas(self, areas: Sequence[ServiceArea]) -> None:
         """Insert or replace service areas by (station, mode, minutes)."""
 
-    @abstractmethod
+    _area_wkb_sql: str  # SQL for the area's geometry as WKB, per backend
+
+    def _areas(self, where: str, params: dict, binds=()) -> list[tuple[Station, ServiceArea]]:
+        """(station, service area) pairs for the condition ``where`` on ``a`` (area) and ``s`` (station)."""
+        cols = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
+        area_cols = ", ".join(f"a.{c}" for c in SERVICE_AREA_COLUMNS)
+        sql = text(
+            f"SELECT {cols}, {area_cols}, {self._area_wkb_sql} AS wkb"
+            f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
+        ).bindparams(*binds)
+        with self.transaction() as conn:
+            rows = conn.execute(sql, params).all()
+        return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
+
     def service_area(self, station_id: int, mode: str, minutes: int) -> ServiceArea | None:
         """One station's stored service area."""
+        found = self._areas(
+            "a.station_id = :id AND a.mode = :mode AND a.minutes = :minutes",
+            {"id": station_id, "mode": mode, "minutes": minutes},
+        )
+        return found[0][1] if found else None
 
     @abstractmethod
     def service_areas_in_box(
