@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python db demo run test bench clean
+.PHONY: setup python db demo run test bench bench-network clean
 
 ## setup: everything `run` and `test` need (idempotent)
 setup: python db demo
@@ -40,10 +40,15 @@ test: python
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## bench: benchmarks (see README, Performance)
+## bench: nearest-station and import benchmark (see README, Performance)
 bench: python
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  BENCH_DATABASE_URL="$$url" $(PY) bench/nearest.py $(BENCH_ARGS)
+
+## bench-network: isochrone, service-area and pgRouting benchmark
+bench-network: python
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$url" $(PY) bench/isochrone.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure a PostgreSQL with PostGIS is reachable for the test suite, and print its URL.
+# Make sure a PostgreSQL with PostGIS (and pgRouting) is reachable for tests and benchmarks; print its URL.
 #
 # - TEST_DATABASE_URL set: check it (server reachable, PostGIS available) and print it.
 # - Otherwise: use this machine's cluster. Install the Debian packages when missing
@@ -47,9 +47,15 @@ if [ -z "$version" ]; then
   say "creating cluster $version/main"
   as_root pg_createcluster "$version" main >/dev/null
 fi
-if [ ! -e "/usr/share/postgresql/$version/extension/postgis.control" ]; then
-  apt_install "postgresql-$version-postgis-3"
-fi
+# Check the server libraries, not just the SQL scripts: removing one package can leave the other half.
+has_lib() { compgen -G "/usr/lib/postgresql/$version/lib/$1" >/dev/null; }
+missing=()
+{ has_lib "postgis-3.so" && [ -e "/usr/share/postgresql/$version/extension/postgis.control" ]; } \
+  || missing+=("postgresql-$version-postgis-3")
+# pgRouting: the reference peer in bench/isochrone.py
+{ has_lib "libpgrouting-*.so" && [ -e "/usr/share/postgresql/$version/extension/pgrouting.control" ]; } \
+  || missing+=("postgresql-$version-pgrouting")
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 status=$(pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" {print $4}')
 if [ "$status" != "online" ]; then
   say "starting PostgreSQL $version/main"

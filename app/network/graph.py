@@ -17,7 +17,6 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from app.geo.geodesic import distance_m
 
 _EARTH_A = 6378137.0
 _E2 = 0.00669437999014
@@ -170,34 +169,43 @@ class Graph:
 
     def snap(self, lat: float, lng: float, max_m: float) -> Snap | None:
         """The nearest point of the network within ``max_m`` metres, or None."""
-        if self.segment_count == 0:
-            return None
-        ky, kx = metres_per_degree(lat)
-        d_lat, d_lng = max_m / ky, max_m / max(kx, 1e-9)
-        cand = self._index().query(shapely.box(lng - d_lng, lat - d_lat, lng + d_lng, lat + d_lat))
+        return self.snap_many(np.array([lat]), np.array([lng]), max_m)[0]
+
+    def snap_many(self, lats: np.ndarray, lngs: np.ndarray, max_m: float) -> list[Snap | None]:
+        """``snap`` for many points at once (one index query, vectorised projections).
+
+        Distances are measured on the local plane at each point, which agrees with
+        the ellipsoid to millimetres within a few hundred metres.
+        """
+        lats, lngs = np.asarray(lats, dtype=np.float64), np.asarray(lngs, dtype=np.float64)
+        out: list[Snap | None] = [None] * len(lats)
+        if self.segment_count == 0 or len(lats) == 0:
+            return out
+        phi = np.radians(lats)
+        w = 1 - _E2 * np.sin(phi) ** 2
+        ky = np.radians(1) * _EARTH_A * (1 - _E2) / w ** 1.5
+        kx = np.maximum(np.radians(1) * _EARTH_A * np.cos(phi) / np.sqrt(w), 1e-9)
+        d_lat, d_lng = max_m / ky, max_m / kx
+        point_idx, cand = self._index().query(shapely.box(lngs - d_lng, lats - d_lat, lngs + d_lng, lats + d_lat))
         if len(cand) == 0:
-            return None
-        # Local plane around the point: exact enough within a few hundred metres.
-        ux = (self.node_lng[self.seg_u[cand]] - lng) * kx
-        uy = (self.node_lat[self.seg_u[cand]] - lat) * ky
-        vx = (self.node_lng[self.seg_v[cand]] - lng) * kx
-        vy = (self.node_lat[self.seg_v[cand]] - lat) * ky
+            return out
+        lat, lng, ky, kx = lats[point_idx], lngs[point_idx], ky[point_idx], kx[point_idx]
+        u, v = self.seg_u[cand], self.seg_v[cand]
+        ux, uy = (self.node_lng[u] - lng) * kx, (self.node_lat[u] - lat) * ky
+        vx, vy = (self.node_lng[v] - lng) * kx, (self.node_lat[v] - lat) * ky
         dx, dy = vx - ux, vy - uy
         seg2 = dx * dx + dy * dy
         with np.errstate(invalid="ignore", divide="ignore"):
             t = np.where(seg2 > 0, np.clip(-(ux * dx + uy * dy) / seg2, 0.0, 1.0), 0.0)
-        px, py = ux + t * dx, uy + t * dy
-        d2 = px * px + py * py
-        # Nearest, ties by segment index so both stores (and reruns) agree.
-        order = np.lexsort((cand, d2))
-        best = order[0]
-        if d2[best] > max_m * max_m:
-            return None
-        s = int(cand[best])
-        tt = float(t[best])
-        plat = self.node_lat[self.seg_u[s]] + tt * (self.node_lat[self.seg_v[s]] - self.node_lat[self.seg_u[s]])
-        plng = self.node_lng[self.seg_u[s]] + tt * (self.node_lng[self.seg_v[s]] - self.node_lng[self.seg_u[s]])
-        return Snap(s, tt, distance_m(lat, lng, plat, plng))
+        d = np.hypot(ux + t * dx, uy + t * dy)
+        # The nearest segment per point, ties by segment index so reruns and stores agree.
+        order = np.lexsort((cand, d, point_idx))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = point_idx[order][1:] != point_idx[order][:-1]
+        for k in order[first]:
+            if d[k] <= max_m:
+                out[point_idx[k]] = Snap(int(cand[k]), float(t[k]), float(d[k]))
+        return out
 
     def snap_point(self, snap: Snap) -> tuple[float, float]:
         u, v = self.seg_u[snap.segment], self.seg_v[snap.segment]
@@ -208,36 +216,45 @@ class Graph:
 
     # -- reachable pieces -----------------------------------------------------
 
-    def pieces(self, costs: np.ndarray, limit_m: float, reverse: bool = False):
+    def pieces(self, costs: np.ndarray, limit_m: float, reverse: bool = False, margin_m: float = 100.0):
         """Reachable and unreachable parts of segments, each as (segment ids, start fraction, end fraction).
 
         A segment entered at u with cost c is reachable up to (limit - c)/length of
         its length (if u -> v may be travelled), and likewise from v; a partly
         reachable segment contributes its reachable ends to the first set and the
-        middle it cannot reach to the second.
+        middle it cannot reach to the second. Unreachable road is only reported
+        within ``margin_m`` of the reached nodes' bounding box (where it matters).
         """
-        may_uv, may_vu = self.directions(reverse)
-        length = np.maximum(self.seg_len, 1e-9)
+        reached = np.isfinite(costs)
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+        if not reached.any():
+            return empty, empty
+        # Only segments near what was reached: every reachable piece touches a reached node.
+        lat, lng = self.node_lat[reached], self.node_lng[reached]
+        ky, kx = metres_per_degree(float(lat.mean()))
+        d_lat, d_lng = margin_m / ky, margin_m / kx
+        ids = np.sort(self._index().query(shapely.box(
+            lng.min() - d_lng, lat.min() - d_lat, lng.max() + d_lng, lat.max() + d_lat)))
+        u, v = self.seg_u[ids], self.seg_v[ids]
+        may_uv, may_vu = (m[ids] for m in self.directions(reverse))
+        length = np.maximum(self.seg_len[ids], 1e-9)
         with np.errstate(invalid="ignore", over="ignore"):
-            from_u = np.where(may_uv, (limit_m - costs[self.seg_u]) / length, -np.inf)
-            from_v = np.where(may_vu, (limit_m - costs[self.seg_v]) / length, -np.inf)
+            from_u = np.where(may_uv, (limit_m - costs[u]) / length, -np.inf)
+            from_v = np.where(may_vu, (limit_m - costs[v]) / length, -np.inf)
             full = (from_u >= 1) | (from_v >= 1) | ((from_u > 0) & (from_v > 0) & (from_u + from_v >= 1))
         part_u = ~full & (from_u > 0)
         part_v = ~full & (from_v > 0)
-        none = ~full & ~part_u & ~part_v
-
-        def take(mask, start, end):
-            idx = np.nonzero(mask)[0]
-            return idx, np.broadcast_to(start, mask.shape)[idx], np.broadcast_to(end, mask.shape)[idx]
-
-        reach = [take(full, 0.0, 1.0), take(part_u, 0.0, from_u), take(part_v, 1 - from_v, 1.0)]
         # Only road connected to where the search started can be "too far"; islands
         # of unconnected ways (often mapping gaps) are left out rather than treated
         # as barriers.
-        reached = np.isfinite(costs)
-        if reached.any():
-            labels = np.unique(self.component()[reached])
-            none &= np.isin(self.component()[self.seg_u], labels)
+        labels = np.unique(self.component()[reached])
+        none = ~full & ~part_u & ~part_v & np.isin(self.component()[u], labels)
+
+        def take(mask, start, end):
+            idx = np.nonzero(mask)[0]
+            return ids[idx], np.broadcast_to(start, mask.shape)[idx], np.broadcast_to(end, mask.shape)[idx]
+
+        reach = [take(full, 0.0, 1.0), take(part_u, 0.0, from_u), take(part_v, 1 - from_v, 1.0)]
         gap_start = np.where(part_u, np.clip(from_u, 0, 1), 0.0)
         gap_end = np.where(part_v, 1 - np.clip(from_v, 0, 1), 1.0)
         blocked = [take(none, 0.0, 1.0), take((part_u | part_v) & (gap_end > gap_start), gap_start, gap_end)]

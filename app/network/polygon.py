@@ -19,7 +19,7 @@ from scipy.ndimage import distance_transform_edt
 
 from app.network.graph import metres_per_degree
 
-MAX_CELLS_PER_SIDE = 500
+MAX_CELLS_PER_SIDE = 400
 
 
 def buffer_pieces(
@@ -28,7 +28,7 @@ def buffer_pieces(
     reachable: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     blocked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     buffer_m: float = 30.0,
-    min_cell_m: float = 6.0,
+    min_cell_m: float = 8.0,
     simplify_m: float = 5.0,
 ):
     """A (Multi)Polygon in lng/lat of the ground within ~``buffer_m`` of the ``reachable`` segments
@@ -93,20 +93,17 @@ def buffer_pieces(
         rings = [points[offs[i]:offs[i + 1]] for i in range(len(offs) - 1)]
         rings = [np.column_stack([r[:, 0] / kx + lng0, r[:, 1] / ky + lat0]) for r in rings if len(r) >= 4]
         if rings:
-            polygons.append(shapely.Polygon(rings[0], rings[1:]))
-    geom = _polygonal(shapely.make_valid(shapely.MultiPolygon(polygons))) if polygons else shapely.Polygon()
+            # A ring can collapse to a line where the contour pinches; keep only areal parts.
+            polygons.extend(_polygonal_parts(shapely.make_valid(shapely.Polygon(rings[0], rings[1:]))))
+    geom = shapely.union_all(polygons) if polygons else shapely.Polygon()
     # Simplify in degrees, with the tolerance taken at this latitude (the smaller axis).
     geom = shapely.simplify(geom, simplify_m / max(kx, ky), preserve_topology=True)
     return geom, cell
 
 
-def _polygonal(geom):
-    """Only the areal parts (make_valid can leave stray lines or points where rings touch)."""
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    if not parts:
-        return shapely.Polygon()
-    merged = shapely.union_all(parts)
-    return merged
+def _polygonal_parts(geom) -> list:
+    """The polygons in ``geom`` (make_valid can leave stray lines or points where rings touch)."""
+    return [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
 
 
 def area_km2(geom, lat0: float) -> float:

@@ -132,22 +132,24 @@ class Circle:
 
 
 def _candidates(store: StationStore, lat: float, lng: float, radius_m: float, flt: StationFilter, at: datetime):
-    """Active stations matching the filter within ``radius_m`` in a straight line, with their hours state."""
+    """Active stations matching the filter that could lie within ``radius_m`` in a straight line,
+    with their hours state. A cheap local-plane prefilter (with a margin) keeps this fast;
+    callers measure what they report exactly."""
+    ky, kx = metres_per_degree(lat)
     out = []
     truncated = False
     for box in boxes_within(lat, lng, radius_m):
         found, more = store.within(box, StationFilter(kinds=flt.kinds, amenities=flt.amenities), CANDIDATE_CAP)
         truncated |= more
         for st in found:
-            d = distance_m(lat, lng, st.lat, st.lng)
-            if d > radius_m:
+            if math.hypot((st.lat - lat) * ky, (st.lng - lng) * kx) > radius_m * 1.01:
                 continue
             state = hours.evaluate(st.opening_hours, at, st.timezone)
             if flt.open_only and not (
                 state.state == hours.OPEN or (flt.include_unknown and state.state == hours.UNKNOWN)
             ):
                 continue
-            out.append((st, state, d))
+            out.append((st, state))
     return out, truncated
 
 
@@ -173,24 +175,30 @@ def service_circle(
     candidates, truncated = _candidates(store, lat, lng, limit_m, flt, at)
     reach = reach_from(graph, lat, lng, limit_m) if graph is not None else None
     if reach is None:
-        results = [CircleResult(st, state, d, d) for st, state, d in candidates]
+        results = []
+        for st, state in candidates:
+            d = distance_m(lat, lng, st.lat, st.lng)
+            if d <= limit_m:
+                results.append(CircleResult(st, state, d, d))
         results.sort(key=lambda r: (r.travel_m, r.station.id))
         polygon = geodesic_circle(lat, lng, limit_m)
         reason = "no_network" if graph is None else "off_network"
         return Circle("radius", reason, mode, minutes, speed_kmh, polygon, area_km2(polygon, lat),
                       results[:limit], truncated or len(results) > limit)
-    results = []
-    for st, state, d in candidates:
-        snap = graph.snap(st.lat, st.lng, SNAP_MAX_M)
-        if snap is None:
-            continue
-        travel = reach.cost_to(snap)
-        if travel <= limit_m:
-            results.append(CircleResult(st, state, travel, d))
-    results.sort(key=lambda r: (r.travel_m, r.station.id))
+    snaps = graph.snap_many(np.array([st.lat for st, _ in candidates]),
+                            np.array([st.lng for st, _ in candidates]), SNAP_MAX_M)
+    reachable = []
+    for (st, state), snap in zip(candidates, snaps):
+        if snap is not None:
+            travel = reach.cost_to(snap)
+            if travel <= limit_m:
+                reachable.append((travel, st.id, st, state))
+    reachable.sort(key=lambda r: (r[0], r[1]))
+    results = [CircleResult(st, state, travel, distance_m(lat, lng, st.lat, st.lng))
+               for travel, _, st, state in reachable[:limit]]
     polygon, area, _road_km = reach_polygon(reach, (lat, lng))
-    return Circle("network", None, mode, minutes, speed_kmh, polygon, area, results[:limit],
-                  truncated or len(results) > limit)
+    return Circle("network", None, mode, minutes, speed_kmh, polygon, area, results,
+                  truncated or len(reachable) > limit)
 
 
 # -- service areas (planners) -------------------------------------------------
