@@ -165,3 +165,9 @@ def test_coverage_bad_input(client):
     assert client.get("/api/v1/coverage").get_json()["error"]["field"] == "bbox"
     r = client.get("/api/v1/coverage?bbox=1,1,2,2&mode=plane")
     assert r.status_code == 400 and r.get_json()["error"]["field"] == "mode"
+
+
+def test_coverage_on_an_empty_database(client):
+    body = client.get("/api/v1/coverage?bbox=113.1,27.8,113.2,27.9").get_json()
+    assert (body["stations"], body["road_km"], body["served_road_share"]) == (0, 0, None)
+    assert body["served"]["type"] in ("Polygon", "MultiPolygon", "GeometryCollection")

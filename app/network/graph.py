@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 
 
 _EARTH_A = 6378137.0
+_FIRST_SNAP_M = 60.0
 _E2 = 0.00669437999014
 
 
@@ -172,15 +173,29 @@ class Graph:
         return self.snap_many(np.array([lat]), np.array([lng]), max_m)[0]
 
     def snap_many(self, lats: np.ndarray, lngs: np.ndarray, max_m: float) -> list[Snap | None]:
-        """``snap`` for many points at once (one index query, vectorised projections).
+        """``snap`` for many points at once (one index query per pass, vectorised projections).
 
-        Distances are measured on the local plane at each point, which agrees with
-        the ellipsoid to millimetres within a few hundred metres.
+        Most points lie within a few tens of metres of a road, so a first pass looks
+        only that far; the rest get a second pass out to ``max_m``. Distances are
+        measured on the local plane at each point, which agrees with the ellipsoid
+        to millimetres within a few hundred metres.
         """
         lats, lngs = np.asarray(lats, dtype=np.float64), np.asarray(lngs, dtype=np.float64)
         out: list[Snap | None] = [None] * len(lats)
         if self.segment_count == 0 or len(lats) == 0:
             return out
+        todo = np.arange(len(lats))
+        for radius in sorted({min(_FIRST_SNAP_M, max_m), max_m}):
+            found = self._snap_within(lats[todo], lngs[todo], radius)
+            for i, snap in zip(todo, found):
+                out[i] = snap
+            todo = np.array([i for i, snap in zip(todo, found) if snap is None], dtype=np.int64)
+            if len(todo) == 0:
+                break
+        return out
+
+    def _snap_within(self, lats, lngs, max_m: float) -> list[Snap | None]:
+        out: list[Snap | None] = [None] * len(lats)
         phi = np.radians(lats)
         w = 1 - _E2 * np.sin(phi) ** 2
         ky = np.radians(1) * _EARTH_A * (1 - _E2) / w ** 1.5
@@ -189,6 +204,8 @@ class Graph:
         point_idx, cand = self._index().query(shapely.box(lngs - d_lng, lats - d_lat, lngs + d_lng, lats + d_lat))
         if len(cand) == 0:
             return out
+        order = np.lexsort((cand, point_idx))  # group by point
+        point_idx, cand = point_idx[order], cand[order]
         lat, lng, ky, kx = lats[point_idx], lngs[point_idx], ky[point_idx], kx[point_idx]
         u, v = self.seg_u[cand], self.seg_v[cand]
         ux, uy = (self.node_lng[u] - lng) * kx, (self.node_lat[u] - lat) * ky
@@ -198,13 +215,16 @@ class Graph:
         with np.errstate(invalid="ignore", divide="ignore"):
             t = np.where(seg2 > 0, np.clip(-(ux * dx + uy * dy) / seg2, 0.0, 1.0), 0.0)
         d = np.hypot(ux + t * dx, uy + t * dy)
-        # The nearest segment per point, ties by segment index so reruns and stores agree.
-        order = np.lexsort((cand, d, point_idx))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = point_idx[order][1:] != point_idx[order][:-1]
-        for k in order[first]:
+        # Per point: the nearest segment, ties by the lowest segment index (stable across runs and stores).
+        starts = np.nonzero(np.r_[True, point_idx[1:] != point_idx[:-1]])[0]
+        group = np.cumsum(np.r_[False, point_idx[1:] != point_idx[:-1]])
+        best_d = np.minimum.reduceat(d, starts)
+        is_best = d == best_d[group]
+        best_seg = np.minimum.reduceat(np.where(is_best, cand, np.iinfo(np.int64).max), starts)
+        # (point, segment) pairs are unique, so exactly one pair per point is picked.
+        for k in np.nonzero(is_best & (cand == best_seg[group]))[0]:
             if d[k] <= max_m:
-                out[point_idx[k]] = Snap(int(cand[k]), float(t[k]), float(d[k]))
+                out[int(point_idx[k])] = Snap(int(cand[k]), float(t[k]), float(d[k]))
         return out
 
     def snap_point(self, snap: Snap) -> tuple[float, float]:
