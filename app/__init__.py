@@ -38,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
             configure_engine(engine)
         app.extensions["yizhan_store"] = store_for(engine)
     app.extensions["yizhan_graphs"] = GraphCache()
+    app.extensions["yizhan_wechat"] = _wechat(app.config)
 
     from app import api, cli, web
 
@@ -45,3 +46,15 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _wechat(config):
+    """The JS-SDK signer, or None when WeChat is not configured."""
+    from app.wechat import JsSdk, TicketCache, WeChatConfig
+
+    if not (config["WECHAT_APP_ID"] and config["WECHAT_APP_SECRET"]):
+        return None
+    return JsSdk(
+        WeChatConfig(config["WECHAT_APP_ID"], config["WECHAT_APP_SECRET"], config["WECHAT_API_BASE"]),
+        TicketCache(config.get("REDIS_URL") or None),
+    )

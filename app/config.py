@@ -36,6 +36,17 @@ def from_environment(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(os.environ.get("DATABASE_URL") or default_db),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "YIZHAN_TIMEZONE": os.environ.get("YIZHAN_TIMEZONE", DEFAULT_TIMEZONE),
+        # Map tiles: osm (WGS-84), tianditu (天地图, WGS-84-compatible, needs a key), amap (GCJ-02), none.
+        "YIZHAN_TILES": os.environ.get("YIZHAN_TILES", "osm"),
+        "TIANDITU_KEY": os.environ.get("TIANDITU_KEY", ""),
+        # WeChat JS-SDK (optional): without an app id and secret the page works without it.
+        "WECHAT_APP_ID": os.environ.get("WECHAT_APP_ID", ""),
+        "WECHAT_APP_SECRET": os.environ.get("WECHAT_APP_SECRET", ""),
+        "WECHAT_API_BASE": os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+        "WECHAT_JSSDK_URL": os.environ.get("WECHAT_JSSDK_URL", "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"),
+        # Shared cache for the WeChat token/ticket across workers; the app falls back to
+        # a per-process cache when Redis is not reachable.
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # Travel speeds: 4.8 km/h walking is 80 m/min, so 15 minutes is 1,200 m.
         "YIZHAN_SPEEDS_KMH": {
             "walk": _speed("YIZHAN_WALK_KMH", 4.8),

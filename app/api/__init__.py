@@ -1,5 +1,5 @@
 """The JSON API under /api/v1."""
-from app.api import errors, network, stations  # noqa: F401  (modules register their routes)
+from app.api import errors, network, stations, wechat  # noqa: F401  (modules register their routes)
 from app.api.blueprint import bp
 
 

@@ -146,6 +146,20 @@ def openapi_document() -> dict:
                 "responses": {"200": {"description": "OK", "content": {"application/json": {
                     "schema": {"type": "object"}}}}, **_ERRORS},
             }},
+            "/wechat/jssdk-config": {"get": {
+                "summary": "wx.config values for a page opened inside WeChat (404 when not configured).",
+                "parameters": [_param("url", {"type": "string"}, "The page URL without its #fragment.", True)],
+                "responses": {
+                    "200": {"description": "appId, timestamp, nonceStr, signature", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "appId": {"type": "string"}, "timestamp": {"type": "integer"},
+                            "nonceStr": {"type": "string"}, "signature": {"type": "string"},
+                        }}}}},
+                    "404": _json("#/components/schemas/Error", "WeChat is not configured."),
+                    "502": _json("#/components/schemas/Error", "WeChat's API did not answer."),
+                    **_ERRORS,
+                },
+            }},
             "/meta": {"get": {
                 "summary": "Kinds, amenities, access values with zh-CN and en labels.",
                 "responses": {"200": {"description": "OK", "content": {"application/json": {
