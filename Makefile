@@ -8,11 +8,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python db demo run test bench bench-network clean
+.PHONY: setup python browser db demo run test bench bench-network bench-lighthouse clean
 
 ## setup: everything `run` and `test` need (idempotent)
-setup: python db demo
+setup: python db demo browser
 	@PY=$(PY) scripts/ensure-postgis.sh >/dev/null
+
+## browser: Debian's Chromium and CJK fonts for the browser tests
+browser:
+	@scripts/ensure-browser.sh
 
 python: $(STAMP)
 
@@ -35,8 +39,8 @@ run: python db demo
 	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15)"
 	$(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
-## test: the whole suite, on both stores (SQLite and PostGIS)
-test: python
+## test: the whole suite, on both stores (SQLite and PostGIS), and the page in Chromium
+test: python browser
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -50,5 +54,9 @@ bench-network: python
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  BENCH_DATABASE_URL="$$url" $(PY) bench/isochrone.py $(BENCH_ARGS)
 
+## bench-lighthouse: Lighthouse (mobile) scores for the page, served by gunicorn with the demo data
+bench-lighthouse: python browser demo
+	@bench/lighthouse.sh
+
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache test-artifacts

@@ -222,3 +222,15 @@ def test_database_outage_is_a_json_503(client, app, monkeypatch):
 def test_live_answers_are_not_cached_but_the_vocabulary_is(client):
     assert "no-cache" in client.get("/api/v1/stations/nearest?lat=27&lng=113").headers["Cache-Control"]
     assert "max-age=3600" in client.get("/api/v1/meta").headers["Cache-Control"]
+
+
+def test_out_coordsys_answers_in_another_system(client, stations):
+    # A GCJ-02 position (e.g. from WeChat) asked about, answers for a WGS-84 map.
+    g_lat, g_lng = from_wgs84(*CENTRE, "gcj02")
+    body = nearest(client, lat=g_lat, lng=g_lng, coordsys="gcj02", out_coordsys="wgs84").get_json()
+    assert body["coordsys"] == "wgs84"
+    assert distance_m(body["origin"]["lat"], body["origin"]["lng"], *CENTRE) < 0.05
+    first = body["results"][0]
+    assert distance_m(first["lat"], first["lng"], CENTRE[0] + 0.001, CENTRE[1]) < 0.05
+    r = nearest(client, lat=1, lng=2, out_coordsys="mercator")
+    assert r.status_code == 400 and r.get_json()["error"]["field"] == "out_coordsys"

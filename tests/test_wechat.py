@@ -1,10 +1,7 @@
 """WeChat JS-SDK signing and the token/ticket flow, against a local stand-in for WeChat's API."""
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qs, urlparse
-
 import pytest
+
+from tests import wechat_standin
 
 from app.wechat import JsSdk, TicketCache, WeChatConfig, WeChatError, sign
 
@@ -17,44 +14,10 @@ def test_signature_matches_the_official_documented_example():
     )
 
 
-class StandIn(BaseHTTPRequestHandler):
-    """Answers like WeChat's /cgi-bin/token and /cgi-bin/ticket/getticket, and counts calls."""
-
-    calls: list = []
-    fail_token = False
-
-    def do_GET(self):
-        url = urlparse(self.path)
-        q = {k: v[0] for k, v in parse_qs(url.query).items()}
-        type(self).calls.append((url.path, q))
-        if url.path == "/cgi-bin/token":
-            if type(self).fail_token or q.get("secret") != "s3cret":
-                body = {"errcode": 40001, "errmsg": "invalid credential"}
-            else:
-                body = {"access_token": "TOKEN-1", "expires_in": 7200}
-        elif url.path == "/cgi-bin/ticket/getticket" and q.get("access_token") == "TOKEN-1":
-            body = {"errcode": 0, "errmsg": "ok", "ticket": "TICKET-1", "expires_in": 7200}
-        else:
-            body = {"errcode": 40014, "errmsg": "invalid access_token"}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def wechat_api():
-    StandIn.calls = []
-    StandIn.fail_token = False
-    server = HTTPServer(("127.0.0.1", 0), StandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url, server = wechat_standin.start()
+    yield url
     server.shutdown()
 
 
@@ -67,9 +30,9 @@ def test_token_and_ticket_are_fetched_once_and_cached(wechat_api):
     }
     for _ in range(5):
         sdk.page_config("https://example.cn/")
-    assert [path for path, _ in StandIn.calls] == ["/cgi-bin/token", "/cgi-bin/ticket/getticket"]
-    assert StandIn.calls[0][1]["grant_type"] == "client_credential"
-    assert StandIn.calls[1][1] == {"access_token": "TOKEN-1", "type": "jsapi"}
+    assert [path for path, _ in wechat_standin.StandIn.calls] == ["/cgi-bin/token", "/cgi-bin/ticket/getticket"]
+    assert wechat_standin.StandIn.calls[0][1]["grant_type"] == "client_credential"
+    assert wechat_standin.StandIn.calls[1][1] == {"access_token": "TOKEN-1", "type": "jsapi"}
 
 
 def test_cache_is_shared_through_redis_across_workers(wechat_api):
@@ -82,7 +45,7 @@ def test_cache_is_shared_through_redis_across_workers(wechat_api):
     assert worker_a.cache.shared and worker_b.cache.shared
     worker_a.page_config("https://example.cn/")
     worker_b.page_config("https://example.cn/")
-    assert len(StandIn.calls) == 2  # worker B used A's token and ticket
+    assert len(wechat_standin.StandIn.calls) == 2  # worker B used A's token and ticket
     ttl = client.ttl("yizhan:wechat:wxshared:jsapi_ticket")
     assert 7200 - 300 - 5 <= ttl <= 7200 - 300  # expires before WeChat's own expiry
     client.delete("yizhan:wechat:wxshared:access_token", "yizhan:wechat:wxshared:jsapi_ticket")
@@ -94,7 +57,7 @@ def test_without_redis_the_cache_falls_back_to_the_process(wechat_api):
     sdk = JsSdk(WeChatConfig("wx123", "s3cret", wechat_api), cache)
     sdk.page_config("https://example.cn/")
     sdk.page_config("https://example.cn/")
-    assert len(StandIn.calls) == 2
+    assert len(wechat_standin.StandIn.calls) == 2
 
 
 def test_wechat_errors_are_reported(wechat_api):

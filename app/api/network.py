@@ -19,8 +19,8 @@ def _graph(mode: str):
 @bp.get("/service-circle")
 def service_circle():
     args = request.args
-    system = params.coordsys(args)
-    lat, lng = params.point(args, system)
+    lat, lng = params.point(args, params.coordsys(args))
+    system = params.out_coordsys(args, params.coordsys(args))
     mode = params.mode(args)
     speed = speed_kmh(mode)
     circle = service.service_circle(
@@ -36,6 +36,7 @@ def service_circle():
         "minutes": circle.minutes,
         "speed_kmh": circle.speed_kmh,
         "coordsys": system,
+        "origin": serialize.point(lat, lng, system),
         "polygon": serialize.geometry(circle.polygon, system),
         "area_km2": round(circle.area_km2, 3),
         "count": len(circle.results),

@@ -62,7 +62,7 @@ def openapi_document() -> dict:
                 "parameters": [
                     _param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
                     _param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
-                    _ref("coordsys"),
+                    _ref("coordsys"), _ref("out_coordsys"),
                     _param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}, "How many."),
                     _ref("kind"), _ref("amenity"),
                     _param("open_now", {"type": "string", "enum": ["0", "1"]}, "Only stations open at `at`."),
@@ -91,7 +91,7 @@ def openapi_document() -> dict:
                 "summary": "Everything known about one station.",
                 "parameters": [
                     {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                    _ref("coordsys"), _ref("at"),
+                    _ref("coordsys"), _ref("out_coordsys"), _ref("at"),
                 ],
                 "responses": {"200": _json("#/components/schemas/Station"),
                               "404": _json("#/components/schemas/Error", "No such station."), **_ERRORS},
@@ -106,7 +106,7 @@ def openapi_document() -> dict:
                 "parameters": [
                     _param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
                     _param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
-                    _ref("coordsys"), _ref("minutes"), _ref("mode"), _ref("kind"), _ref("amenity"),
+                    _ref("coordsys"), _ref("out_coordsys"), _ref("minutes"), _ref("mode"), _ref("kind"), _ref("amenity"),
                     _param("open_now", {"type": "string", "enum": ["0", "1"]}, "Only stations open at `at`."),
                     _param("include_unknown", {"type": "string", "enum": ["0", "1"]},
                            "With open_now: also stations whose hours are unknown."),
@@ -175,6 +175,9 @@ def openapi_document() -> dict:
             "parameters": {
                 "coordsys": _param("coordsys", {"type": "string", "enum": list(COORDSYS), "default": "wgs84"},
                                    "Coordinate system of the input and the output."),
+                "out_coordsys": _param("out_coordsys", {"type": "string", "enum": list(COORDSYS)},
+                                       "Coordinate system of the answer, if not `coordsys` (e.g. a GCJ-02 "
+                                       "position from WeChat shown on a WGS-84 map)."),
                 "kind": _param("kind", {"type": "string"}, f"Comma list, any of: {', '.join(KINDS)}."),
                 "amenity": _param("amenity", {"type": "string"}, f"Comma list, all of: {', '.join(AMENITIES)}."),
                 "minutes": _param("minutes", {"type": "integer", "minimum": 1, "maximum": 30, "default": 15},

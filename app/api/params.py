@@ -70,6 +70,14 @@ def coordsys(args) -> str:
     return raw
 
 
+def out_coordsys(args, default: str) -> str:
+    """Coordinate system of the answer: ``out_coordsys`` if given, else the input's."""
+    raw = (args.get("out_coordsys") or default).strip().lower()
+    if raw not in COORDSYS:
+        raise _bad("out_coordsys", f"'out_coordsys' must be one of {', '.join(COORDSYS)}.")
+    return raw
+
+
 def point(args, system: str) -> tuple[float, float]:
     """The lat/lng parameters, converted from ``system`` to WGS-84."""
     lat = number(args, "lat", -90.0, 90.0)

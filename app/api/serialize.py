@@ -17,6 +17,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def point(lat: float, lng: float, coordsys: str) -> dict:
+    """A WGS-84 point as {"lat", "lng"} in ``coordsys``."""
+    y, x = from_wgs84(lat, lng, coordsys)
+    return {"lat": round(y, 7), "lng": round(x, 7)}
+
+
 def station(st: Station, coordsys: str, hours: HoursState | None = None, detail: bool = False) -> dict:
     lat, lng = from_wgs84(st.lat, st.lng, coordsys)
     out = {

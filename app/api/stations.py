@@ -26,6 +26,7 @@ def nearest():
     args = request.args
     system = params.coordsys(args)
     lat, lng = params.point(args, system)
+    out = params.out_coordsys(args, system)
     query = NearestQuery(
         lat=lat,
         lng=lng,
@@ -41,10 +42,11 @@ def nearest():
     )
     hits = store().nearest(query)
     return jsonify({
-        "coordsys": system,
+        "coordsys": out,
+        "origin": serialize.point(lat, lng, out),
         "at": query.at.isoformat(),
         "count": len(hits),
-        "results": [serialize.hit(h, system) for h in hits],
+        "results": [serialize.hit(h, out) for h in hits],
     })
 
 
@@ -71,7 +73,7 @@ def in_box():
 
 @bp.get("/stations/<int:station_id>")
 def station_detail(station_id: int):
-    system = params.coordsys(request.args)
+    system = params.out_coordsys(request.args, params.coordsys(request.args))
     st = store().get(station_id)
     if st is None:
         raise ApiError(404, "not_found", f"No station with id {station_id}.", "id")

@@ -1,13 +1,148 @@
-"""Pages. For now a plain landing page; the PWA arrives with its own issue."""
-from flask import Blueprint, render_template
+"""Pages: the app shell at / and /s/<id> (share cards), the service worker, the manifest, hashed assets."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
+
+from app.stations.hours import evaluate
+from app.stations.vocabulary import KINDS, amenity_names
+from app.web.assets import Assets
+from app.web.tiles import PRESETS, preset
 
 bp = Blueprint("web", __name__, template_folder="templates")
+LANGS = ("zh-CN", "en")
+YEAR = 365 * 24 * 3600
+
+
+def _assets() -> Assets:
+    return current_app.extensions["yizhan_assets"]
+
+
+def _lang() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGS:
+        return asked
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"], default="zh-CN")
+    return "en" if best == "en" else "zh-CN"
+
+
+def _shell(title: str, description: str, station=None, status: int = 200):
+    assets = _assets()
+    lang = _lang()
+    cfg = current_app.config
+    tiles_name = request.args.get("tiles") if request.args.get("tiles") in PRESETS else cfg["YIZHAN_TILES"]
+    wechat_on = current_app.extensions.get("yizhan_wechat") is not None
+    page_config = {
+        "version": assets.version,
+        "lang": lang,
+        "tiles": preset(tiles_name, cfg["TIANDITU_KEY"]),
+        "wechat": {"enabled": wechat_on, "jssdk": cfg["WECHAT_JSSDK_URL"] if wechat_on else ""},
+        "station": station["id"] if station else None,
+        "catalogs": {code: assets.url(f"i18n/{code}.json") for code in LANGS},
+        "defaultCenter": [27.83, 113.15],
+        "description": description,
+        "icon": assets.url("icons/icon-512.png"),
+    }
+    html = render_template(
+        "app.html",
+        lang=lang,
+        title=title,
+        description=description,
+        canonical=request.base_url,
+        image=request.host_url.rstrip("/") + assets.url("icons/icon-512.png"),
+        asset=assets.url,
+        app_css=assets.read_text("app/app.css"),
+        config=page_config,
+        messages=json.loads(assets.read_text(f"i18n/{lang}.json")),
+        station=station,
+    )
+    response = make_response(html, status)
+    # Network-first everywhere: WeChat must not keep an old page that names old assets.
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    msgs = json.loads(_assets().read_text(f"i18n/{_lang()}.json"))
+    return _shell(msgs["app.title"], msgs["app.description"])
+
+
+@bp.get("/s/<int:station_id>")
+def station_page(station_id: int):
+    """A station's own URL (QR codes on its door, share cards): title and og: tags name it."""
+    st = current_app.extensions["yizhan_store"].get(station_id)
+    if st is None or st.status == "removed":
+        msgs = json.loads(_assets().read_text(f"i18n/{_lang()}.json"))
+        return _shell(msgs["app.title"], msgs["station.missing"], status=404)
+    lang = _lang()
+    kind = KINDS[st.kind][lang]
+    hours = evaluate(st.opening_hours, _now(), st.timezone)
+    parts = [kind, st.address or "", st.opening_hours or ""]
+    description = " · ".join(p for p in parts if p)
+    info = {"id": st.id, "name": st.name, "kind": kind, "address": st.address,
+            "opening_hours": st.opening_hours, "open_state": hours.state,
+            "amenities": amenity_names(st.amenities_yes)}
+    return _shell(f"{st.name} · {kind}", description, station=info)
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+@bp.get("/a/<digest>/<path:name>")
+def asset(digest: str, name: str):
+    assets = _assets()
+    response = send_from_directory(current_app.static_folder, name)
+    if assets.digests.get(name) == digest:
+        response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    else:  # an old page asking for an old hash: give the current file, uncached
+        response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/sw.js")
+def service_worker():
+    assets = _assets()
+    body = render_template("sw.js", version=assets.version, shell=json.dumps(assets.urls()))
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    assets = _assets()
+    lang = _lang()
+    msgs = json.loads(assets.read_text(f"i18n/{lang}.json"))
+    body = {
+        "name": msgs["app.title"],
+        "short_name": msgs["app.short_name"],
+        "description": msgs["app.description"],
+        "lang": lang,
+        "start_url": "/?source=pwa",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#0a7d5a",
+        "icons": [
+            {"src": assets.url("icons/icon-192.png"), "sizes": "192x192", "type": "image/png"},
+            {"src": assets.url("icons/icon-512.png"), "sizes": "512x512", "type": "image/png"},
+            {"src": assets.url("icons/icon-maskable-512.png"), "sizes": "512x512", "type": "image/png",
+             "purpose": "maskable"},
+        ],
+    }
+    response = make_response(json.dumps(body, ensure_ascii=False))
+    response.headers["Content-Type"] = "application/manifest+json; charset=utf-8"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def init_app(app) -> None:
+    app.extensions["yizhan_assets"] = Assets(app.static_folder)
     app.register_blueprint(bp)

@@ -1,0 +1,486 @@
+/* Yizhan (驿站) web app: nearest stations, filters, the 15-minute circle, station sheets.
+ * Plain ES2017, no framework. Every string comes from the message catalogs; every
+ * coordinate is converted at the edge (the map's system is the tile preset's). */
+(function () {
+  "use strict";
+
+  var CONFIG = JSON.parse(document.getElementById("yz-config").textContent);
+  var MSG = JSON.parse(document.getElementById("yz-messages").textContent);
+  var API = "/api/v1";
+  var MAP_SYS = CONFIG.tiles.coordsys; // markers are drawn in the base map's coordinate system
+  var CHIPS = ["toilet", "accessible_toilet", "baby_change", "drinking_water", "hot_water",
+    "battery_swap", "ebike_charging", "rest_area", "microwave"];
+  var SPEED = { walk: 80, ebike: 250 }; // metres per minute: 4.8 and 15 km/h
+  var UA = navigator.userAgent || "";
+  var IN_WECHAT = /MicroMessenger/i.test(UA);
+  var IN_MINIPROGRAM = /miniProgram/i.test(UA) || window.__wxjs_environment === "miniprogram";
+
+  var state = {
+    place: null, // {lat, lng, sys}: where the person is, or the place they tapped
+    origin: null, // the same place in MAP_SYS, as the server converted it
+    amenities: [],
+    open: false,
+    circle: "", // "", "walk15" or "ebike15"
+    zoom: 15,
+    meta: null,
+    results: [],
+    active: null,
+    wxReady: false
+  };
+  var map = null, cluster = null, meMarker = null, areaLayer = null, markers = {};
+
+  // -- text -------------------------------------------------------------------------
+  function t(key, vars) {
+    var text = MSG[key] || key;
+    Object.keys(vars || {}).forEach(function (k) { text = text.split("{" + k + "}").join(String(vars[k])); });
+    return text;
+  }
+  function label(list, id) {
+    var found = (list || []).filter(function (x) { return x.id === id; })[0];
+    return found ? found.labels[CONFIG.lang] || found.labels.en : id;
+  }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") node.textContent = attrs[k];
+      else if (k === "class") node.className = attrs[k];
+      else node.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+  function distanceText(m) {
+    return m < 1000 ? t("distance.m", { n: Math.round(m) }) : t("distance.km", { n: (m / 1000).toFixed(1) });
+  }
+  function clock(iso) { // "2026-11-27T06:00:00+08:00" -> "06:00" (the station's own wall clock)
+    if (!iso) return "";
+    var m = /([+-])(\d\d):(\d\d)$/.exec(iso), offset = 0;
+    if (m) offset = (m[1] === "-" ? -1 : 1) * (parseInt(m[2], 10) * 60 + parseInt(m[3], 10));
+    var today = new Date(Date.now() + offset * 60000).toISOString().slice(0, 10); // today on the station's clock
+    return iso.slice(0, 10) === today ? iso.slice(11, 16) : iso.slice(5, 10) + " " + iso.slice(11, 16);
+  }
+  function openText(s) {
+    if (s.open_state === "open") return s.next_change ? t("open.until", { time: clock(s.next_change) }) :
+      (s.opening_hours === "24/7" ? t("open.always") : t("open.open"));
+    if (s.open_state === "closed") return s.next_change ? t("open.closed") + " · " + t("open.opens", { time: clock(s.next_change) }) : t("open.closed");
+    return t("open.unknown");
+  }
+  function status(text) {
+    var box = document.getElementById("status");
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  // -- coordinates: forward GCJ-02 / BD-09 (same algorithm and region as app/geo/coordsys.py) --
+  var SHIFTED = [[42.8899, 79.4462, 49.2204, 96.33], [39.3742, 109.6872, 54.1415, 135.0002],
+    [29.5297, 73.1246, 42.8899, 124.143255], [26.7186, 82.9684, 29.5297, 97.0352],
+    [20.414096, 97.0253, 29.5297, 124.367395], [17.871542, 107.975793, 20.414096, 111.744104]];
+  var HOLES = [[21.785006, 119.921265, 25.398623, 122.497559], [20.0988, 101.8652, 22.284, 106.665],
+    [20.4878, 106.4525, 21.5422, 108.051], [50.3257, 109.0323, 55.8175, 119.127],
+    [49.5574, 127.4568, 55.8175, 137.0227], [42.5692, 131.2662, 44.8922, 137.0227]];
+  function inRect(r, lat, lng) { return r[0] <= lat && lat <= r[2] && r[1] <= lng && lng <= r[3]; }
+  function isShifted(lat, lng) {
+    return SHIFTED.some(function (r) { return inRect(r, lat, lng); }) && !HOLES.some(function (r) { return inRect(r, lat, lng); });
+  }
+  function wgsToGcj(lat, lng) {
+    if (!isShifted(lat, lng)) return [lat, lng];
+    var PI = Math.PI, A = 6378245.0, EE = 0.00669342162296594323, x = lng - 105, y = lat - 35;
+    var dLat = -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x)) +
+      (20 * Math.sin(6 * x * PI) + 20 * Math.sin(2 * x * PI)) * 2 / 3 +
+      (20 * Math.sin(y * PI) + 40 * Math.sin(y / 3 * PI)) * 2 / 3 +
+      (160 * Math.sin(y / 12 * PI) + 320 * Math.sin(y * PI / 30)) * 2 / 3;
+    var dLng = 300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x)) +
+      (20 * Math.sin(6 * x * PI) + 20 * Math.sin(2 * x * PI)) * 2 / 3 +
+      (20 * Math.sin(x * PI) + 40 * Math.sin(x / 3 * PI)) * 2 / 3 +
+      (150 * Math.sin(x / 12 * PI) + 300 * Math.sin(x / 30 * PI)) * 2 / 3;
+    var rad = lat / 180 * PI, magic = 1 - EE * Math.sin(rad) * Math.sin(rad), sq = Math.sqrt(magic);
+    dLat = (dLat * 180) / ((A * (1 - EE)) / (magic * sq) * PI);
+    dLng = (dLng * 180) / (A / sq * Math.cos(rad) * PI);
+    return [lat + dLat, lng + dLng];
+  }
+  function gcjToBd(lat, lng) {
+    if (!isShifted(lat, lng)) return [lat, lng];
+    var XPI = Math.PI * 3000 / 180, z = Math.sqrt(lng * lng + lat * lat) + 0.00002 * Math.sin(lat * XPI);
+    var theta = Math.atan2(lat, lng) + 0.000003 * Math.cos(lng * XPI);
+    return [z * Math.sin(theta) + 0.006, z * Math.cos(theta) + 0.0065];
+  }
+  // A station's position (in MAP_SYS) in the systems navigation apps expect.
+  function navPositions(lat, lng) {
+    var gcj = MAP_SYS === "gcj02" ? [lat, lng] : wgsToGcj(lat, lng);
+    return { gcj02: gcj, bd09: gcjToBd(gcj[0], gcj[1]), plain: [lat, lng], china: isShifted(gcj[0], gcj[1]) };
+  }
+  // Read-only hooks for the browser tests (and for anyone debugging on a phone).
+  window.Yizhan = {
+    coords: { wgsToGcj: wgsToGcj, gcjToBd: gcjToBd, isShifted: isShifted },
+    markers: function () {
+      return Object.keys(markers).map(function (id) { var p = markers[id].getLatLng(); return { id: +id, lat: p.lat, lng: p.lng }; });
+    },
+    mapSys: MAP_SYS
+  };
+
+  // -- URL state ----------------------------------------------------------------------
+  function readUrl() {
+    var q = new URLSearchParams(location.search);
+    var lat = parseFloat(q.get("lat")), lng = parseFloat(q.get("lng"));
+    if (isFinite(lat) && isFinite(lng)) state.place = { lat: lat, lng: lng, sys: q.get("coordsys") || "wgs84" };
+    state.amenities = (q.get("amenity") || "").split(",").filter(Boolean);
+    state.open = q.get("open") === "1";
+    state.circle = ["walk15", "ebike15"].indexOf(q.get("circle")) >= 0 ? q.get("circle") : "";
+    state.zoom = parseInt(q.get("z"), 10) || 15;
+  }
+  function writeUrl() {
+    var q = new URLSearchParams(location.search);
+    ["lat", "lng", "coordsys", "amenity", "open", "circle", "z"].forEach(function (k) { q.delete(k); });
+    if (state.place && !CONFIG.station) {
+      q.set("lat", state.place.lat.toFixed(6));
+      q.set("lng", state.place.lng.toFixed(6));
+      if (state.place.sys !== "wgs84") q.set("coordsys", state.place.sys);
+    }
+    if (map) q.set("z", String(map.getZoom()));
+    if (state.amenities.length) q.set("amenity", state.amenities.join(","));
+    if (state.open) q.set("open", "1");
+    if (state.circle) q.set("circle", state.circle);
+    var search = q.toString();
+    history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
+  }
+
+  // -- network ------------------------------------------------------------------------
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" } }).then(function (resp) {
+      return resp.json().then(function (body) {
+        if (!resp.ok) throw new Error((body.error && body.error.message) || resp.statusText);
+        var offline = resp.headers.get("X-Yizhan-Offline") ? resp.headers.get("X-Yizhan-Fetched-At") : null;
+        return { body: body, offlineAt: offline };
+      });
+    });
+  }
+  function remember(url, body) {
+    try { localStorage.setItem("yz:last", JSON.stringify({ url: url, body: body, at: new Date().toISOString() })); } catch (e) { /* private mode */ }
+  }
+  function lastAnswer() {
+    try { return JSON.parse(localStorage.getItem("yz:last") || "null"); } catch (e) { return null; }
+  }
+
+  // -- map ----------------------------------------------------------------------------
+  function initMap() {
+    if (!window.L) return;
+    map = L.map("map", { zoomControl: true, attributionControl: true, maxZoom: CONFIG.tiles.max_zoom || 19, minZoom: 3 });
+    map.attributionControl.setPrefix(false);
+    if (CONFIG.tiles.url) {
+      L.tileLayer(CONFIG.tiles.url, {
+        subdomains: CONFIG.tiles.subdomains || "abc", maxZoom: CONFIG.tiles.max_zoom, attribution: CONFIG.tiles.attribution
+      }).addTo(map);
+      if (CONFIG.tiles.labels) L.tileLayer(CONFIG.tiles.labels, { subdomains: CONFIG.tiles.subdomains, maxZoom: CONFIG.tiles.max_zoom }).addTo(map);
+    }
+    var c = CONFIG.defaultCenter;
+    var centre = MAP_SYS === "gcj02" ? wgsToGcj(c[0], c[1]) : c;
+    map.setView(centre, state.zoom);
+    cluster = L.markerClusterGroup ? L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false }) : L.layerGroup();
+    cluster.addTo(map);
+    map.on("click", function (e) { setPlace(e.latlng.lat, e.latlng.lng, MAP_SYS); });
+    map.on("zoomend", writeUrl);
+  }
+  function pinIcon(kind) {
+    return L.divIcon({ className: "", html: '<div class="pin k-' + kind + '"><span>' + t("badge." + kind) + "</span></div>",
+      iconSize: [28, 28], iconAnchor: [14, 28] });
+  }
+  function drawResults(results, polygon) {
+    if (!map) return;
+    cluster.clearLayers();
+    markers = {};
+    results.forEach(function (s) {
+      var m = L.marker([s.lat, s.lng], { icon: pinIcon(s.kind), title: s.name, alt: s.name, keyboard: true });
+      m.on("click", function () { select(s.id, true); });
+      markers[s.id] = m;
+      cluster.addLayer(m);
+    });
+    if (areaLayer) { map.removeLayer(areaLayer); areaLayer = null; }
+    if (polygon) {
+      areaLayer = L.geoJSON(polygon, { style: { color: "#0a7d5a", weight: 2, fillColor: "#0a7d5a", fillOpacity: 0.12 }, interactive: false });
+      areaLayer.addTo(map);
+    }
+    if (state.origin) {
+      var here = [state.origin.lat, state.origin.lng];
+      if (!meMarker) meMarker = L.marker(here, { icon: L.divIcon({ className: "", html: '<div class="me"></div>', iconSize: [16, 16] }), title: t("location.here"), keyboard: false, zIndexOffset: 1000 }).addTo(map);
+      else meMarker.setLatLng(here);
+      if (areaLayer) map.fitBounds(areaLayer.getBounds(), { padding: [8, 8] });
+      else map.setView(here, map.getZoom());
+    }
+  }
+
+  // -- loading and rendering ------------------------------------------------------------
+  function query() {
+    var p = state.place, q = new URLSearchParams();
+    q.set("lat", String(p.lat));
+    q.set("lng", String(p.lng));
+    q.set("coordsys", p.sys);
+    q.set("out_coordsys", MAP_SYS);
+    if (state.amenities.length) q.set("amenity", state.amenities.join(","));
+    if (state.open) { q.set("open_now", "1"); q.set("include_unknown", "0"); }
+    if (state.circle) {
+      q.set("mode", state.circle.replace("15", ""));
+      q.set("minutes", "15");
+      q.set("limit", "50");
+      return API + "/service-circle?" + q.toString();
+    }
+    q.set("limit", "20");
+    return API + "/stations/nearest?" + q.toString();
+  }
+  function load() {
+    if (!state.place) return;
+    writeUrl();
+    var url = query();
+    var list = document.getElementById("list");
+    list.setAttribute("aria-busy", "true");
+    return getJSON(url).then(function (res) {
+      remember(url, res.body);
+      status(res.offlineAt ? t("offline.banner", { time: new Date(res.offlineAt).toTimeString().slice(0, 5) }) : "");
+      render(res.body);
+    }).catch(function () {
+      var last = lastAnswer();
+      if (last) {
+        status(t("offline.banner", { time: new Date(last.at).toTimeString().slice(0, 5) }));
+        render(last.body);
+      } else {
+        status(t("error.network"));
+      }
+    }).then(function () { list.removeAttribute("aria-busy"); });
+  }
+  function render(body) {
+    state.results = body.results || [];
+    state.origin = body.origin || null;
+    var circle = state.circle ? state.circle.replace("15", "") : "";
+    document.getElementById("list-title").textContent = t(circle ? "list.title_circle" : "list.title");
+    var note = document.getElementById("circle-note");
+    if (circle) {
+      note.hidden = false;
+      note.textContent = body.method === "radius" ? t("circle.radius") :
+        t("circle.network", { count: body.count, mode: t("circle." + circle) });
+    } else {
+      note.hidden = true;
+    }
+    var list = document.getElementById("list");
+    list.textContent = "";
+    state.results.forEach(function (s) {
+      var d = s.distance_m;
+      var minutes = circle ? t("minutes.travel", { n: Math.ceil(s.travel_minutes), mode: t("circle." + circle) }) :
+        t("minutes.walk", { n: Math.max(1, Math.ceil(d / SPEED.walk)) }) + " · " + t("minutes.ebike", { n: Math.max(1, Math.ceil(d / SPEED.ebike)) });
+      var button = el("button", { type: "button", class: "item", "data-id": String(s.id) }, [
+        el("span", { class: "badge k-" + s.kind, "aria-hidden": "true", text: t("badge." + s.kind) }),
+        el("span", { class: "item-main" }, [
+          el("span", { class: "item-name", text: s.name }),
+          el("span", { class: "item-meta", text: label(state.meta && state.meta.kinds, s.kind) + " · " + distanceText(d) + " · " + minutes }),
+          el("span", { class: "item-meta state-" + s.open_state, text: openText(s) })
+        ])
+      ]);
+      button.addEventListener("click", function () { select(s.id, false); });
+      list.appendChild(el("li", {}, [button]));
+    });
+    var empty = document.getElementById("empty");
+    empty.hidden = state.results.length > 0;
+    if (!state.results.length) {
+      var active = state.amenities.map(function (a) { return label(state.meta && state.meta.amenities, a); });
+      if (state.open) active.push(t("filter.open_now"));
+      empty.textContent = active.length ? t("empty.relax", { filters: active.join(t("list.sep")) }) : t("empty.none");
+    }
+    drawResults(state.results, body.polygon || null);
+  }
+
+  // -- selection and the station sheet ----------------------------------------------------
+  function select(id, fromMap) {
+    state.active = id;
+    Array.prototype.forEach.call(document.querySelectorAll(".item"), function (b) {
+      b.classList.toggle("active", b.getAttribute("data-id") === String(id));
+    });
+    var m = markers[id];
+    if (map && m) {
+      if (cluster.zoomToShowLayer) cluster.zoomToShowLayer(m, function () { map.panTo(m.getLatLng()); });
+      else map.panTo(m.getLatLng());
+    }
+    openSheet(id);
+  }
+  function navLinks(s) {
+    var pos = navPositions(s.lat, s.lng), name = encodeURIComponent(s.name), box = el("div", { class: "navs" });
+    function link(text, href) { box.appendChild(el("a", { href: href, text: text, rel: "noopener", target: "_blank" })); }
+    if (IN_WECHAT && state.wxReady) {
+      var b = el("button", { type: "button", text: t("nav.wechat") });
+      b.addEventListener("click", function () {
+        window.wx.openLocation({ latitude: pos.gcj02[0], longitude: pos.gcj02[1], name: s.name, address: s.address || "", scale: 16 });
+      });
+      box.appendChild(b);
+    }
+    var g = pos.gcj02, b9 = pos.bd09;
+    link(t("nav.amap"), "https://uri.amap.com/navigation?to=" + g[1] + "," + g[0] + "," + name + "&mode=walk&coordinate=gaode&callnative=1");
+    link(t("nav.tencent"), "https://apis.map.qq.com/uri/v1/routeplan?type=walk&to=" + name + "&tocoord=" + g[0] + "," + g[1] + "&referer=yizhan");
+    link(t("nav.baidu"), "https://api.map.baidu.com/direction?destination=latlng:" + b9[0] + "," + b9[1] + "|name:" + name + "&mode=walking&coord_type=bd09ll&output=html&src=yizhan");
+    if (!pos.china) {
+      link(t("nav.apple"), "https://maps.apple.com/?daddr=" + pos.plain[0] + "," + pos.plain[1] + "&dirflg=w");
+      link(t("nav.google"), "https://www.google.com/maps/dir/?api=1&destination=" + pos.plain[0] + "," + pos.plain[1] + "&travelmode=walking");
+    }
+    return box;
+  }
+  var lastFocus = null;
+  function openSheet(id) {
+    return getJSON(API + "/stations/" + id + "?out_coordsys=" + MAP_SYS).then(function (res) {
+      var s = res.body, meta = state.meta || {};
+      document.getElementById("sheet-title").textContent = s.name;
+      var content = document.getElementById("sheet-content");
+      content.textContent = "";
+      content.appendChild(el("p", { class: "item-meta state-" + s.open_state, text: label(meta.kinds, s.kind) + " · " + openText(s) }));
+      var groups = { yes: [], no: [], unknown: [] };
+      Object.keys(s.amenity_states || {}).forEach(function (a) { groups[s.amenity_states[a]].push(a); });
+      ["yes", "no", "unknown"].forEach(function (g) {
+        if (!groups[g].length) return;
+        content.appendChild(el("h3", { class: "note", text: t("sheet.amenities_" + g) }));
+        content.appendChild(el("ul", { class: "amen" }, groups[g].map(function (a) {
+          return el("li", { class: g, text: label(meta.amenities, a) });
+        })));
+      });
+      var dl = el("dl", { class: "dl" });
+      function row(k, v) { if (v) { dl.appendChild(el("dt", { text: t(k) })); dl.appendChild(el("dd", { text: v })); } }
+      row("sheet.hours", s.opening_hours);
+      row("sheet.address", s.address);
+      row("sheet.access", label(meta.access, s.access) + (s.fee ? " · " + t("sheet.fee_" + s.fee) : ""));
+      row("sheet.operator", s.operator);
+      content.appendChild(dl);
+      content.appendChild(navLinks(s));
+      var sheet = document.getElementById("sheet");
+      lastFocus = document.activeElement;
+      sheet.hidden = false;
+      document.getElementById("sheet-close").focus();
+      if (IN_WECHAT && state.wxReady) share(s.name, label(meta.kinds, s.kind) + " · " + (s.address || ""), location.origin + "/s/" + s.id);
+    }).catch(function () { status(t("error.network")); });
+  }
+  function closeSheet() {
+    document.getElementById("sheet").hidden = true;
+    if (lastFocus) lastFocus.focus();
+  }
+
+  // -- filters ----------------------------------------------------------------------
+  function buildChips() {
+    var nav = document.getElementById("chips");
+    nav.textContent = "";
+    CHIPS.forEach(function (a) {
+      var on = state.amenities.indexOf(a) >= 0;
+      var chip = el("button", { type: "button", class: "chip", "aria-pressed": String(on), "data-amenity": a, text: label(state.meta.amenities, a) });
+      chip.addEventListener("click", function () {
+        var i = state.amenities.indexOf(a);
+        if (i >= 0) state.amenities.splice(i, 1); else state.amenities.push(a);
+        chip.setAttribute("aria-pressed", String(i < 0));
+        load();
+      });
+      nav.appendChild(chip);
+    });
+    var open = el("button", { type: "button", class: "chip", "aria-pressed": String(state.open), "data-filter": "open", text: t("filter.open_now") });
+    open.addEventListener("click", function () {
+      state.open = !state.open;
+      open.setAttribute("aria-pressed", String(state.open));
+      load();
+    });
+    nav.appendChild(open);
+  }
+  function bindCircle() {
+    Array.prototype.forEach.call(document.querySelectorAll(".seg"), function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-circle") === state.circle));
+      b.addEventListener("click", function () {
+        state.circle = b.getAttribute("data-circle");
+        Array.prototype.forEach.call(document.querySelectorAll(".seg"), function (x) { x.setAttribute("aria-pressed", String(x === b)); });
+        load();
+      });
+    });
+  }
+
+  // -- location -------------------------------------------------------------------------
+  function setPlace(lat, lng, sys) {
+    state.place = { lat: lat, lng: lng, sys: sys };
+    status("");
+    return load();
+  }
+  function locate() {
+    if (IN_WECHAT && state.wxReady) {
+      window.wx.getLocation({
+        type: "gcj02", // converted on the server: coordsys=gcj02
+        success: function (r) { setPlace(r.latitude, r.longitude, "gcj02"); },
+        fail: function () { status(t("location.denied")); }
+      });
+      return;
+    }
+    if (!navigator.geolocation) { status(t("location.denied")); return; }
+    status(t("location.asking"));
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      setPlace(pos.coords.latitude, pos.coords.longitude, "wgs84");
+    }, function () {
+      status(t("location.denied"));
+    }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
+  }
+
+  // Ask for the position straight away only where that cannot surprise anyone: WeChat
+  // (its own prompt), or a browser where permission was already granted. Otherwise the
+  // person taps 定位 once (browsers discourage prompts nobody asked for), or taps the map.
+  function firstLocate() {
+    if ((IN_WECHAT && state.wxReady) || !(navigator.permissions && navigator.permissions.query)) return locate();
+    navigator.permissions.query({ name: "geolocation" }).then(function (p) {
+      if (p.state === "granted") locate();
+      else status(t(p.state === "denied" ? "location.denied" : "location.prompt"));
+    }, locate);
+  }
+
+  // -- WeChat ---------------------------------------------------------------------------
+  function share(title, desc, link) {
+    var data = { title: title, desc: desc, link: link, imgUrl: location.origin + (CONFIG.icon || "") };
+    if (window.wx.updateAppMessageShareData) window.wx.updateAppMessageShareData(data);
+    if (window.wx.updateTimelineShareData) window.wx.updateTimelineShareData({ title: title, link: link, imgUrl: data.imgUrl });
+    if (IN_MINIPROGRAM && window.wx.miniProgram) window.wx.miniProgram.postMessage({ data: { title: title, path: link } });
+  }
+  function initWeChat() {
+    return new Promise(function (resolve) {
+      if (!(IN_WECHAT && CONFIG.wechat.enabled)) return resolve(false);
+      var script = document.createElement("script");
+      script.src = CONFIG.wechat.jssdk;
+      script.onerror = function () { resolve(false); };
+      script.onload = function () {
+        getJSON(API + "/wechat/jssdk-config?url=" + encodeURIComponent(location.href.split("#")[0])).then(function (res) {
+          var c = res.body;
+          window.wx.config({ debug: false, appId: c.appId, timestamp: c.timestamp, nonceStr: c.nonceStr, signature: c.signature,
+            jsApiList: ["getLocation", "openLocation", "updateAppMessageShareData", "updateTimelineShareData"] });
+          window.wx.ready(function () { state.wxReady = true; share(document.title, CONFIG.description || "", location.href.split("#")[0]); resolve(true); });
+          window.wx.error(function () { resolve(false); });
+        }).catch(function () { resolve(false); });
+      };
+      document.head.appendChild(script);
+    });
+  }
+
+  // -- start ------------------------------------------------------------------------------
+  function start() {
+    readUrl();
+    initMap();
+    bindCircle();
+    document.getElementById("locate").addEventListener("click", locate);
+    document.getElementById("sheet-close").addEventListener("click", closeSheet);
+    document.getElementById("sheet").addEventListener("click", function (e) { if (e.target.id === "sheet") closeSheet(); });
+    document.addEventListener("keydown", function (e) { if (e.key === "Escape") closeSheet(); });
+    document.getElementById("lang").addEventListener("click", function () {
+      var q = new URLSearchParams(location.search);
+      q.set("lang", CONFIG.lang === "en" ? "zh-CN" : "en");
+      location.search = q.toString();
+    });
+    if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(function () { /* WeChat web-views may lack it */ });
+    var metaReady = getJSON(API + "/meta").then(function (res) { state.meta = res.body; buildChips(); }).catch(function () {
+      state.meta = { kinds: [], amenities: [], access: [] };
+    });
+    Promise.all([metaReady, initWeChat()]).then(function () {
+      if (CONFIG.station) {
+        openSheet(CONFIG.station);
+        return getJSON(API + "/stations/" + CONFIG.station + "?out_coordsys=" + MAP_SYS).then(function (res) {
+          if (!state.place) setPlace(res.body.lat, res.body.lng, MAP_SYS);
+        }).catch(function () { /* shown by openSheet */ });
+      }
+      if (state.place) return load();
+      firstLocate();
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
