@@ -190,6 +190,10 @@ def test_a_station_deep_link_opens_its_sheet(live, browser):
     assert abs(float(lat_b) - b_lat) < 1e-6 and abs(float(lng_b) - b_lng) < 1e-6
     assert not any("apple.com" in h for h in hrefs)  # inside mainland China
     shot(page, "04-station-sheet")
+    rest = [s for s in store.within(_world(), _all(), 100)[0] if s.source_id == "rest"][0]
+    page.goto(f"{live['url']}/s/{rest.id}")
+    page.wait_for_selector("#sheet:not([hidden])")
+    assert "周一–周日 00:00–01:00" in page.inner_text("#sheet-content")  # Mo-Su 00:00-01:00, in words
     page.keyboard.press("Escape")
     assert page.locator("#sheet").is_hidden()
 

@@ -65,6 +65,16 @@
     if (s.open_state === "closed") return s.next_change ? t("open.closed") + " · " + t("open.opens", { time: clock(s.next_change) }) : t("open.closed");
     return t("open.unknown");
   }
+  // OSM opening_hours in words for the common forms ("Mo-Fr 08:00-18:00; PH off");
+  // anything unusual is shown as written, which is still readable.
+  function hoursInWords(text) {
+    if (!text) return "";
+    if (text.trim() === "24/7") return t("open.always");
+    var days = { Mo: 0, Tu: 1, We: 2, Th: 3, Fr: 4, Sa: 5, Su: 6 };
+    var out = text.replace(/\b(Mo|Tu|We|Th|Fr|Sa|Su)\b/g, function (d) { return t("day." + days[d]); });
+    return out.replace(/\bPH\b/g, t("day.ph")).replace(/\boff\b/g, t("hours.off"))
+      .replace(/(\S)-(\S)/g, "$1–$2").replace(/;\s*/g, t("hours.sep"));
+  }
   function status(text) {
     var box = document.getElementById("status");
     box.textContent = text || "";
@@ -338,7 +348,7 @@
       });
       var dl = el("dl", { class: "dl" });
       function row(k, v) { if (v) { dl.appendChild(el("dt", { text: t(k) })); dl.appendChild(el("dd", { text: v })); } }
-      row("sheet.hours", s.opening_hours);
+      row("sheet.hours", hoursInWords(s.opening_hours));
       row("sheet.address", s.address);
       row("sheet.access", label(meta.access, s.access) + (s.fee ? " · " + t("sheet.fee_" + s.fee) : ""));
       row("sheet.operator", s.operator);
