@@ -117,3 +117,10 @@ def test_total_shift_stays_under_the_bbox_padding():
             worst = max(worst, abs(b_lat - lat), abs(b_lng - lng))
     assert 0.005 < worst < _SHIFT_PAD_DEG
     assert math.isfinite(worst)
+
+
+@pytest.mark.parametrize("lat,lng", [(90, 0), (-90, 0), (89.95, 113), (-89.99, -170), (0, 180), (55.9, 137.2)])
+@pytest.mark.parametrize("system", [GCJ02, BD09])
+def test_points_far_from_china_pass_through_in_both_directions(lat, lng, system):
+    assert to_wgs84(lat, lng, system) == (lat, lng)
+    assert from_wgs84(lat, lng, system) == (lat, lng)

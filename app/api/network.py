@@ -45,7 +45,7 @@ def service_circle():
     })
 
 
-@bp.get("/stations/<int:station_id>/service-area")
+@bp.get("/stations/<int(max=9223372036854775807):station_id>/service-area")
 def station_service_area(station_id: int):
     args = request.args
     system = params.coordsys(args)

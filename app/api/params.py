@@ -113,6 +113,8 @@ def instant(args, name: str, tz: str) -> datetime:
         value = datetime.fromisoformat(raw.replace(" ", "+") if raw.count(" ") == 1 and "T" in raw else raw)
     except ValueError:
         raise _bad(name, f"'{name}' must be an ISO 8601 time such as 2026-05-01T08:30:00+08:00.") from None
+    if not 1900 <= value.year <= 2200:
+        raise _bad(name, f"'{name}' must be between the years 1900 and 2200.", "out_of_range")
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
 
 

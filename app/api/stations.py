@@ -71,7 +71,7 @@ def in_box():
     return jsonify(serialize.feature_collection(stations, system, truncated, limit))
 
 
-@bp.get("/stations/<int:station_id>")
+@bp.get("/stations/<int(max=9223372036854775807):station_id>")
 def station_detail(station_id: int):
     system = params.out_coordsys(request.args, params.coordsys(request.args))
     st = store().get(station_id)

@@ -63,6 +63,18 @@ def is_shifted(lat: float, lng: float) -> bool:
     )
 
 
+# The shifted rectangles' overall bounds, widened by more than the largest shift (~0.02°).
+_REGION_BOUNDS = (
+    min(r[0] for r in _SHIFTED_REGIONS) - 0.1, min(r[1] for r in _SHIFTED_REGIONS) - 0.1,
+    max(r[2] for r in _SHIFTED_REGIONS) + 0.1, max(r[3] for r in _SHIFTED_REGIONS) + 0.1,
+)
+
+
+def _near_region(lat, lng) -> bool:
+    south, west, north, east = _REGION_BOUNDS
+    return south <= lat <= north and west <= lng <= east
+
+
 def _gcj_offset(lat, lng):
     """GCJ-02 minus WGS-84 at a WGS-84 point, in degrees (lat, lng)."""
     x, y = lng - 105.0, lat - 35.0
@@ -114,6 +126,8 @@ def _invert(shift, lat: float, lng: float) -> tuple[float, float]:
     even next to the region's edge; only unshifted points within ~1 km outside the
     edge are ambiguous (two points map to them), and there the shifted one wins.
     """
+    if not _near_region(lat, lng):
+        return lat, lng  # no shifted point can map this far out (and far north the formula diverges)
     p_lat, p_lng = lat, lng
     for _ in range(_MAX_ITERATIONS):
         f_lat, f_lng = shift(p_lat, p_lng)

@@ -208,7 +208,10 @@ def parse_record(record: dict, *, source: str, coordsys: str, timezone: str) -> 
     status = _text(record, "status") or "active"
     if status not in STATUSES:
         raise RowError("status", f"unknown status {status!r}; known: {', '.join(STATUSES)}")
-    wlat, wlng = to_wgs84(lat, lng, coordsys)
+    try:
+        wlat, wlng = to_wgs84(lat, lng, coordsys)
+    except (ValueError, OverflowError) as exc:
+        raise RowError("lat", f"cannot convert from {coordsys}: {exc}") from None
     return StationInput(
         source=source, source_id=source_id, name=name, kind=kind, lat=wlat, lng=wlng,
         amenities_yes=yes, amenities_no=no, opening_hours=opening_hours,

@@ -70,7 +70,7 @@ def index():
     return _shell(msgs["app.title"], msgs["app.description"])
 
 
-@bp.get("/s/<int:station_id>")
+@bp.get("/s/<int(max=9223372036854775807):station_id>")
 def station_page(station_id: int):
     """A station's own URL (QR codes on its door, share cards): title and og: tags name it."""
     st = current_app.extensions["yizhan_store"].get(station_id)
