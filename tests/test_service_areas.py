@@ -29,6 +29,15 @@ def test_service_areas_are_incremental(cli, town_store, river_town_pbf):
     (east,) = [s for s in town_store.within(_world(), StationFilter(), 10)[0] if s.name == "East toilet"]
     town_store.upsert([station(east.source_id, east.lat, east.lng, source="osm", name="East toilet (renamed)")])
     assert "1 computed" in areas(cli)
+    # a new walking speed (YIZHAN_WALK_KMH): everything is recomputed at it
+    speeds = cli.app.config["YIZHAN_SPEEDS_KMH"]
+    speeds["walk"] = 4.0
+    try:
+        assert "2 computed" in areas(cli)
+        assert "0 computed" in areas(cli)
+    finally:
+        speeds["walk"] = 4.8
+    assert "2 computed" in areas(cli)  # and back
     # a new network: everything is recomputed
     assert cli.invoke(args=["network", "import", "--no-stations", river_town_pbf]).exit_code == 0
     assert "2 computed" in areas(cli)

@@ -94,3 +94,12 @@ def test_jssdk_config_when_not_configured_or_wechat_fails(wechat_api):
                          "WECHAT_APP_SECRET": "wrong", "WECHAT_API_BASE": wechat_api, "REDIS_URL": ""})
     r = broken.test_client().get("/api/v1/wechat/jssdk-config?url=https://x.cn/")
     assert r.status_code == 502 and r.get_json()["error"]["code"] == "upstream_error"
+
+
+def test_a_revoked_token_is_replaced_once(wechat_api):
+    cache = TicketCache(None)
+    cache.set("yizhan:wechat:wx123:access_token", "REVOKED", 7000)  # e.g. another system refreshed it
+    sdk = JsSdk(WeChatConfig("wx123", "s3cret", wechat_api), cache)
+    sdk.page_config("https://example.cn/")
+    paths = [p for p, _ in wechat_standin.StandIn.calls]
+    assert paths == ["/cgi-bin/ticket/getticket", "/cgi-bin/token", "/cgi-bin/ticket/getticket"]

@@ -215,7 +215,7 @@ def station_service_area(graph: Graph, token: str, station: Station, mode: str, 
         geom, area, road_km = reach_polygon(reach, (station.lat, station.lng))
     if geom.geom_type == "Polygon":
         geom = shapely.MultiPolygon([geom])
-    return ServiceArea(station.id, mode, minutes, token, station.updated_at, area, road_km, geom)
+    return ServiceArea(station.id, mode, minutes, token, station.updated_at, area, road_km, geom, speed_kmh)
 
 
 @dataclass
@@ -242,7 +242,7 @@ def refresh_service_areas(
         raise LookupError(f"no {mode} network imported; run `flask --app wsgi network import FILE.osm.pbf`")
     token, graph = entry
     run = ServiceAreaRun(dropped=store.drop_inactive_service_areas())
-    todo = store.stations_needing_service_area(mode, minutes, token)
+    todo = store.stations_needing_service_area(mode, minutes, token, speed_kmh)
     started = time.perf_counter()
     for i in range(0, len(todo), batch):
         areas = [station_service_area(graph, token, st, mode, minutes, speed_kmh) for st in todo[i:i + batch]]

@@ -101,4 +101,5 @@ class ServiceArea:
     area_km2: float
     road_km: float
     geom: object
+    speed_kmh: float | None = None
     computed_at: datetime | None = None

@@ -114,19 +114,20 @@ class PostgisStore(StationStore):
     def save_service_areas(self, areas: Sequence[ServiceArea]) -> None:
         sql = text(
             "INSERT INTO service_area (station_id, mode, minutes, network_token, station_updated_at,"
-            " area_km2, road_km, geom, computed_at)"
+            " area_km2, road_km, speed_kmh, geom, computed_at)"
             " VALUES (:station_id, :mode, :minutes, :network_token, :station_updated_at, :area_km2, :road_km,"
-            " ST_Multi(ST_GeomFromWKB(:wkb, 4326)), now())"
+            " :speed_kmh, ST_Multi(ST_GeomFromWKB(:wkb, 4326)), now())"
             " ON CONFLICT (station_id, mode, minutes) DO UPDATE SET network_token = EXCLUDED.network_token,"
             " station_updated_at = EXCLUDED.station_updated_at, area_km2 = EXCLUDED.area_km2,"
-            " road_km = EXCLUDED.road_km, geom = EXCLUDED.geom, computed_at = now()"
+            " road_km = EXCLUDED.road_km, speed_kmh = EXCLUDED.speed_kmh, geom = EXCLUDED.geom, computed_at = now()"
         )
         with self.transaction() as conn:
             for a in areas:
                 conn.execute(sql, {
                     "station_id": a.station_id, "mode": a.mode, "minutes": a.minutes,
                     "network_token": a.network_token, "station_updated_at": a.station_updated_at,
-                    "area_km2": a.area_km2, "road_km": a.road_km, "wkb": shapely.to_wkb(a.geom),
+                    "area_km2": a.area_km2, "road_km": a.road_km, "speed_kmh": a.speed_kmh,
+                    "wkb": shapely.to_wkb(a.geom),
                 })
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):

@@ -138,11 +138,11 @@ class SqliteStore(StationStore):
     def save_service_areas(self, areas: Sequence[ServiceArea]) -> None:
         sql = (
             "INSERT INTO service_area (station_id, mode, minutes, network_token, station_updated_at, area_km2,"
-            " road_km, geom_wkb, min_lng, max_lng, min_lat, max_lat, computed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+            " road_km, speed_kmh, geom_wkb, min_lng, max_lng, min_lat, max_lat, computed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'))"
             " ON CONFLICT (station_id, mode, minutes) DO UPDATE SET network_token = excluded.network_token,"
             " station_updated_at = excluded.station_updated_at, area_km2 = excluded.area_km2,"
-            " road_km = excluded.road_km, geom_wkb = excluded.geom_wkb, min_lng = excluded.min_lng,"
+            " road_km = excluded.road_km, speed_kmh = excluded.speed_kmh, geom_wkb = excluded.geom_wkb, min_lng = excluded.min_lng,"
             " max_lng = excluded.max_lng, min_lat = excluded.min_lat, max_lat = excluded.max_lat,"
             " computed_at = excluded.computed_at"
         )
@@ -152,7 +152,7 @@ class SqliteStore(StationStore):
             west, south, east, north = (0.0, 0.0, 0.0, 0.0) if a.geom.is_empty else a.geom.bounds
             rows.append((
                 a.station_id, a.mode, a.minutes, a.network_token, sqlite_time(a.station_updated_at),
-                a.area_km2, a.road_km, shapely.to_wkb(a.geom), west, east, south, north,
+                a.area_km2, a.road_km, a.speed_kmh, shapely.to_wkb(a.geom), west, east, south, north,
             ))
         with self.transaction() as conn:
             conn.connection.driver_connection.cursor().executemany(sql, rows)

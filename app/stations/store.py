@@ -171,8 +171,8 @@ class StationStore(ABC):
 
     # -- service areas -------------------------------------------------------
 
-    def stations_needing_service_area(self, mode: str, minutes: int, token: str) -> list[Station]:
-        """Active stations whose service area is missing, or older than the station or the network."""
+    def stations_needing_service_area(self, mode: str, minutes: int, token: str, speed_kmh: float) -> list[Station]:
+        """Active stations whose service area is missing, or older than the station, the network or the speed."""
         cols = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
         with self.transaction() as conn:
             rows = conn.execute(
@@ -180,9 +180,10 @@ class StationStore(ABC):
                     f"SELECT {cols} FROM station s LEFT JOIN service_area a"
                     " ON a.station_id = s.id AND a.mode = :mode AND a.minutes = :minutes"
                     " WHERE s.status = 'active' AND (a.station_id IS NULL OR a.network_token <> :token"
-                    " OR a.station_updated_at <> s.updated_at) ORDER BY s.id"
+                    " OR a.station_updated_at <> s.updated_at OR a.speed_kmh IS NULL OR a.speed_kmh <> :speed)"
+                    " ORDER BY s.id"
                 ),
-                {"mode": mode, "minutes": minutes, "token": token},
+                {"mode": mode, "minutes": minutes, "token": token, "speed": speed_kmh},
             )
             return [row_to_station(r) for r in rows]
 
@@ -263,12 +264,13 @@ def row_to_service_area(row, geom) -> ServiceArea:
     return ServiceArea(
         station_id=m["station_id"], mode=m["mode"], minutes=m["minutes"], network_token=m["network_token"],
         station_updated_at=_as_utc(m["station_updated_at"]), area_km2=m["area_km2"], road_km=m["road_km"],
-        geom=geom, computed_at=_as_utc(m["computed_at"]),
+        geom=geom, speed_kmh=m["speed_kmh"], computed_at=_as_utc(m["computed_at"]),
     )
 
 
 SERVICE_AREA_COLUMNS = (
-    "station_id", "mode", "minutes", "network_token", "station_updated_at", "area_km2", "road_km", "computed_at",
+    "station_id", "mode", "minutes", "network_token", "station_updated_at", "area_km2", "road_km", "speed_kmh",
+    "computed_at",
 )
 
 

@@ -21,8 +21,16 @@ EXPIRY_MARGIN_S = 300
 _TIMEOUT_S = 5
 
 
+# errcodes meaning "this access_token is no longer valid" (e.g. another system refreshed it)
+_TOKEN_REJECTED = {40001, 40014, 42001}
+
+
 class WeChatError(RuntimeError):
     """WeChat's API answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, errcode: int | None = None):
+        super().__init__(message)
+        self.errcode = errcode
 
 
 def sign(ticket: str, noncestr: str, timestamp: int | str, url: str) -> str:
@@ -69,6 +77,15 @@ class TicketCache:
                 return hit[0]
         return None
 
+    def delete(self, key: str) -> None:
+        if self._redis is not None:
+            try:
+                self._redis.delete(key)
+            except Exception:
+                pass
+        with self._lock:
+            self._local.pop(key, None)
+
     def set(self, key: str, value: str, ttl_s: int) -> None:
         ttl_s = max(1, ttl_s)
         if self._redis is not None:
@@ -104,7 +121,7 @@ class JsSdk:
         except (OSError, ValueError) as exc:
             raise WeChatError(f"WeChat API unreachable: {exc}") from None
         if body.get("errcode"):
-            raise WeChatError(f"WeChat API error {body.get('errcode')}: {body.get('errmsg')}")
+            raise WeChatError(f"WeChat API error {body.get('errcode')}: {body.get('errmsg')}", body.get("errcode"))
         return body
 
     def _cached(self, key: str, fetch) -> str:
@@ -126,11 +143,21 @@ class JsSdk:
             })
             return body["access_token"], body.get("expires_in", 7200)
 
-        return self._cached(f"yizhan:wechat:{self.config.app_id}:access_token", fetch)
+        return self._cached(self._token_key(), fetch)
+
+    def _token_key(self) -> str:
+        return f"yizhan:wechat:{self.config.app_id}:access_token"
 
     def jsapi_ticket(self) -> str:
         def fetch():
-            body = self._get_json("/cgi-bin/ticket/getticket", {"access_token": self.access_token(), "type": "jsapi"})
+            try:
+                body = self._get_json("/cgi-bin/ticket/getticket", {"access_token": self.access_token(), "type": "jsapi"})
+            except WeChatError as exc:
+                if exc.errcode not in _TOKEN_REJECTED:
+                    raise
+                # Our cached token was revoked early: drop it and try once with a fresh one.
+                self.cache.delete(self._token_key())
+                body = self._get_json("/cgi-bin/ticket/getticket", {"access_token": self.access_token(), "type": "jsapi"})
             return body["ticket"], body.get("expires_in", 7200)
 
         return self._cached(f"yizhan:wechat:{self.config.app_id}:jsapi_ticket", fetch)
