@@ -22,7 +22,8 @@ python: $(STAMP)
 
 $(STAMP): requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 is missing (apt-get install python3 python3-venv)"; exit 1; }
-	@test -x $(PY) || python3 -m venv $(VENV) || { echo "install python3-venv"; exit 1; }
+	@test -x $(VENV)/bin/pip || { rm -rf $(VENV); python3 -m venv $(VENV); } || \
+	  { rm -rf $(VENV); echo "python3 -m venv failed: apt-get install python3-venv"; exit 1; }
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -58,5 +59,6 @@ bench-network: python
 bench-lighthouse: python browser demo
 	@bench/lighthouse.sh
 
+## clean: the virtualenv and test output (the station database in instance/ is kept)
 clean:
-	rm -rf $(VENV) instance .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts bench/out

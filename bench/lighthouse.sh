@@ -10,6 +10,14 @@ LH_DIR=bench/.lighthouse
 RUNS=${RUNS:-3}
 PORT=${PORT:-8799}
 mkdir -p bench/out
+if ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's nodejs and npm…" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "lighthouse needs Node.js and npm: apt-get install nodejs npm" >&2; exit 1
+  fi
+fi
 if [ ! -x "$LH_DIR/node_modules/.bin/lighthouse" ]; then
   echo "installing lighthouse@12.2.3 into $LH_DIR (npm)…" >&2
   npm install --prefix "$LH_DIR" --no-audit --no-fund --loglevel=error lighthouse@12.2.3 >&2

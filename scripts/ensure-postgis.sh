@@ -65,8 +65,11 @@ fi
 socket_dir=/var/run/postgresql
 me=$(id -un)
 psql_admin() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- psql -h "$socket_dir" -qAtX "$@"; else psql -h "$socket_dir" -qAtX "$@"; fi; }
-for _ in $(seq 1 30); do psql_admin -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
-psql_admin -d postgres -c 'SELECT 1' >/dev/null || die "PostgreSQL $version/main does not accept connections"
+for _ in $(seq 1 30); do pg_isready -q -h "$socket_dir" && break; sleep 1; done
+pg_isready -q -h "$socket_dir" || die "PostgreSQL $version/main does not accept connections"
+if [ "$(id -u)" != 0 ] && ! psql_admin -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+  die "no PostgreSQL role for $me: run 'sudo -u postgres createuser -s $me' once, or set TEST_DATABASE_URL"
+fi
 if [ "$(psql_admin -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = '$me'")" != 1 ]; then
   say "creating superuser role $me"
   psql_admin -d postgres -c "CREATE ROLE \"$me\" LOGIN SUPERUSER"

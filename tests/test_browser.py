@@ -113,8 +113,12 @@ def new_page(browser, lat=None, lng=None, locale="zh-CN", user_agent=None, offli
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     if offline_tiles:  # no internet here: tile hosts answer with a blank tile
-        page.route("https://tile.openstreetmap.org/**", lambda r: r.fulfill(body=TINY_PNG, content_type="image/png"))
+        page.route("https://tile.openstreetmap.org/**", _tile)
     return page
+
+
+def _tile(route):
+    route.fulfill(body=TINY_PNG, content_type="image/png", headers={"Access-Control-Allow-Origin": "*"})
 
 
 def shot(page, name):
@@ -212,6 +216,17 @@ def test_offline_reload_shows_the_cached_list(live, browser):
     page.wait_for_selector("#status:not([hidden])")
     assert "离线" in page.inner_text("#status")
     shot(page, "05-offline")
+
+
+def test_a_server_error_is_shown_not_hidden_behind_old_results(live, browser):
+    page = new_page(browser, *town.P)
+    page.goto(live["url"] + "/")
+    names(page)  # an answer is now remembered
+    page.goto(live["url"] + "/?lat=27.83&lng=113.15&coordsys=mercator")
+    page.wait_for_selector("#status:not([hidden])")
+    assert "coordsys" in page.inner_text("#status")
+    assert "离线" not in page.inner_text("#status")
+    assert page.locator(".item").count() == 0
 
 
 def test_wechat_gets_the_jssdk_path(live, browser):
@@ -314,7 +329,7 @@ def test_first_load_budget_and_no_external_host(live, browser):
     page = new_page(browser, *town.P, offline_tiles=False)
     seen = []
     page.on("requestfinished", lambda req: seen.append(req))
-    page.route("https://tile.openstreetmap.org/**", lambda r: r.fulfill(body=TINY_PNG, content_type="image/png"))
+    page.route("https://tile.openstreetmap.org/**", _tile)
     page.goto(live["url"] + "/")
     names(page)
     page.wait_for_load_state("networkidle")

@@ -8,6 +8,7 @@ PRESETS = {
         "coordsys": "wgs84",
         "max_zoom": 19,
         "attribution": "© OpenStreetMap contributors",
+        "cors": True,  # served with Access-Control-Allow-Origin: *, so the service worker may cache them
     },
     # 天地图, the official map service; WGS-84 (CGCS2000) tiles, needs a key (TIANDITU_KEY).
     "tianditu": {

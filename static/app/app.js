@@ -155,10 +155,12 @@
   }
 
   // -- network ------------------------------------------------------------------------
+  // Rejects with {http: true, message} when the server answered with an error (shown as
+  // is), and with the fetch's own error when there was no answer at all (offline).
   function getJSON(url) {
     return fetch(url, { headers: { Accept: "application/json" } }).then(function (resp) {
-      return resp.json().then(function (body) {
-        if (!resp.ok) throw new Error((body.error && body.error.message) || resp.statusText);
+      return resp.json().catch(function () { return {}; }).then(function (body) {
+        if (!resp.ok) throw { http: true, message: (body.error && body.error.message) || resp.statusText };
         var offline = resp.headers.get("X-Yizhan-Offline") ? resp.headers.get("X-Yizhan-Fetched-At") : null;
         return { body: body, offlineAt: offline };
       });
@@ -178,7 +180,9 @@
     map.attributionControl.setPrefix(false);
     if (CONFIG.tiles.url) {
       L.tileLayer(CONFIG.tiles.url, {
-        subdomains: CONFIG.tiles.subdomains || "abc", maxZoom: CONFIG.tiles.max_zoom, attribution: CONFIG.tiles.attribution
+        subdomains: CONFIG.tiles.subdomains || "abc", maxZoom: CONFIG.tiles.max_zoom, attribution: CONFIG.tiles.attribution,
+        // CORS tiles can be checked and cached by the service worker; opaque ones are not kept.
+        crossOrigin: CONFIG.tiles.cors ? "" : undefined
       }).addTo(map);
       if (CONFIG.tiles.labels) L.tileLayer(CONFIG.tiles.labels, { subdomains: CONFIG.tiles.subdomains, maxZoom: CONFIG.tiles.max_zoom }).addTo(map);
     }
@@ -246,9 +250,12 @@
       remember(url, res.body);
       status(res.offlineAt ? t("offline.banner", { time: new Date(res.offlineAt).toTimeString().slice(0, 5) }) : "");
       render(res.body);
-    }).catch(function () {
+    }).catch(function (err) {
+      if (err && err.http) { status(err.message); return; }
+      // No answer at all: the last answer for this same question, if we kept one
+      // (web-views without a service worker), clearly marked as old.
       var last = lastAnswer();
-      if (last) {
+      if (last && last.url === url) {
         status(t("offline.banner", { time: new Date(last.at).toTimeString().slice(0, 5) }));
         render(last.body);
       } else {
@@ -359,7 +366,7 @@
       sheet.hidden = false;
       document.getElementById("sheet-close").focus();
       if (IN_WECHAT && state.wxReady) share(s.name, label(meta.kinds, s.kind) + " · " + (s.address || ""), location.origin + "/s/" + s.id);
-    }).catch(function () { status(t("error.network")); });
+    }).catch(function (err) { status(err && err.http ? err.message : t("error.network")); });
   }
   function closeSheet() {
     document.getElementById("sheet").hidden = true;
