@@ -5,8 +5,7 @@ import json
 
 from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
 
-from app.stations.hours import evaluate
-from app.stations.vocabulary import KINDS, amenity_names
+from app.stations.vocabulary import KINDS
 from app.web.assets import Assets
 from app.web.tiles import PRESETS, preset
 
@@ -54,7 +53,7 @@ def _shell(title: str, description: str, station=None, status: int = 200):
         asset=assets.url,
         app_css=assets.read_text("app/app.css"),
         config=page_config,
-        messages=json.loads(assets.read_text(f"i18n/{lang}.json")),
+        messages=assets.messages(lang),
         station=station,
     )
     response = make_response(html, status)
@@ -66,7 +65,7 @@ def _shell(title: str, description: str, station=None, status: int = 200):
 
 @bp.get("/")
 def index():
-    msgs = json.loads(_assets().read_text(f"i18n/{_lang()}.json"))
+    msgs = _assets().messages(_lang())
     return _shell(msgs["app.title"], msgs["app.description"])
 
 
@@ -75,23 +74,12 @@ def station_page(station_id: int):
     """A station's own URL (QR codes on its door, share cards): title and og: tags name it."""
     st = current_app.extensions["yizhan_store"].get(station_id)
     if st is None or st.status == "removed":
-        msgs = json.loads(_assets().read_text(f"i18n/{_lang()}.json"))
+        msgs = _assets().messages(_lang())
         return _shell(msgs["app.title"], msgs["station.missing"], status=404)
-    lang = _lang()
-    kind = KINDS[st.kind][lang]
-    hours = evaluate(st.opening_hours, _now(), st.timezone)
-    parts = [kind, st.address or "", st.opening_hours or ""]
-    description = " · ".join(p for p in parts if p)
-    info = {"id": st.id, "name": st.name, "kind": kind, "address": st.address,
-            "opening_hours": st.opening_hours, "open_state": hours.state,
-            "amenities": amenity_names(st.amenities_yes)}
+    kind = KINDS[st.kind][_lang()]
+    description = " · ".join(p for p in (kind, st.address, st.opening_hours) if p)
+    info = {"id": st.id, "name": st.name, "kind": kind, "address": st.address, "opening_hours": st.opening_hours}
     return _shell(f"{st.name} · {kind}", description, station=info)
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
 
 
 @bp.get("/a/<digest>/<path:name>")
@@ -119,7 +107,7 @@ def service_worker():
 def manifest():
     assets = _assets()
     lang = _lang()
-    msgs = json.loads(assets.read_text(f"i18n/{lang}.json"))
+    msgs = assets.messages(lang)
     body = {
         "name": msgs["app.title"],
         "short_name": msgs["app.short_name"],

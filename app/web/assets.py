@@ -8,6 +8,7 @@ next page load, and the service worker precaches exactly this set.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 SHELL = (
@@ -40,6 +41,7 @@ class Assets:
             whole.update(name.encode() + digest.encode())
         # One version for the whole shell: names the service worker's cache.
         self.version = whole.hexdigest()[:12]
+        self._catalogs: dict[str, dict] = {}
 
     def url(self, name: str) -> str:
         return f"/a/{self.digests[name]}/{name}"
@@ -47,6 +49,12 @@ class Assets:
     def read_text(self, name: str) -> str:
         with open(os.path.join(self.static_dir, name), encoding="utf-8") as fh:
             return fh.read()
+
+    def messages(self, lang: str) -> dict:
+        """The message catalog for ``lang`` (read once)."""
+        if lang not in self._catalogs:
+            self._catalogs[lang] = json.loads(self.read_text(f"i18n/{lang}.json"))
+        return self._catalogs[lang]
 
     def urls(self) -> list[str]:
         return [self.url(name) for name in self.digests]
