@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import replace
 import tempfile
 import threading
 from urllib.parse import urlparse
@@ -80,6 +81,8 @@ def live(river_town_pbf):
         station("rest", *town.at(-0.1, 2.0), "rest_station", yes=("microwave", "hot_water"), hours="Mo-Su 00:00-01:00",
                 name="户外劳动者驿站"),
     ])
+    store.upsert([replace(station("swap", *town.at(0.1, 3.0), "battery_swap", hours="24/7", name="换电柜"),
+                          batteries_available=6)])
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield {"url": f"http://127.0.0.1:{server.server_port}", "app": app, "store": store}
@@ -138,6 +141,7 @@ def test_nearest_station_is_listed_and_on_the_map(live, browser):
     # T (the fountain) is 10 m from P; the baby-care station 110 m up the west street.
     assert listed[0] == "West fountain" and listed[1] == "母婴驿站"
     assert "米" in page.locator(".item-meta").first.inner_text()
+    assert "6 块电池可换" in page.inner_text("#list")  # the battery-swap cabinet's reported stock
     # every listed station is on the map (as a pin, or inside a cluster at this zoom)
     assert len(page.evaluate("Yizhan.markers()")) == len(listed)
     assert page.locator(".leaflet-marker-icon").count() >= 2

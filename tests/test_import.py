@@ -167,3 +167,15 @@ def test_demo_file_is_valid_and_in_gcj02():
     st = parsed.stations[0]
     # the stored (WGS-84) point, shifted back to GCJ-02, is the file's point
     assert distance_m(*wgs84_to_gcj02(st.lat, st.lng), float(raw_first[3]), float(raw_first[4])) < 0.01
+
+
+def test_battery_counts_are_imported_and_checked(cli, store, tmp_path):
+    header = HEADER + ",batteries_available"
+    path = write(tmp_path, "b.csv", header + "\nb1,换电柜,battery_swap,27.83,113.15,,24/7,,,customers,7\n"
+                                             "t1,公厕,toilet,27.84,113.15,,,,,,\n")
+    assert run_import(cli, path).exit_code == 0
+    got = {s.source_id: s.batteries_available for s in store.within(_world(), _all(), 10)[0]}
+    assert got == {"b1": 7, "t1": None}
+    bad = write(tmp_path, "bad.csv", header + "\nb2,换电柜,battery_swap,27.83,113.15,,,,,,-3\n")
+    result = run_import(cli, bad)
+    assert result.exit_code == 1 and "line 2: batteries_available:" in result.output

@@ -42,6 +42,8 @@ def openapi_document() -> dict:
         "operator": {"type": ["string", "null"]},
         "access": {"type": "string", "enum": list(ACCESS)},
         "fee": {"type": ["string", "null"], "enum": ["yes", "no", None]},
+        "batteries_available": {"type": ["integer", "null"],
+                                "description": "Charged batteries in a swap cabinet, when reported."},
     }
     return {
         "openapi": "3.1.0",

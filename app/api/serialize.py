@@ -40,6 +40,7 @@ def station(st: Station, coordsys: str, hours: HoursState | None = None, detail:
         "operator": st.operator,
         "access": st.access,
         "fee": st.fee,
+        "batteries_available": st.batteries_available,
     }
     if hours is not None:
         out["open_state"] = hours.state

@@ -205,6 +205,11 @@ def parse_record(record: dict, *, source: str, coordsys: str, timezone: str) -> 
     fee = _text(record, "fee")
     if fee not in (None, "yes", "no"):
         raise RowError("fee", "must be yes or no")
+    batteries = _text(record, "batteries_available")
+    if batteries is not None:
+        if not batteries.isdigit() or int(batteries) > 10_000:
+            raise RowError("batteries_available", f"must be a whole number of batteries, got {batteries!r}")
+        batteries = int(batteries)
     status = _text(record, "status") or "active"
     if status not in STATUSES:
         raise RowError("status", f"unknown status {status!r}; known: {', '.join(STATUSES)}")
@@ -216,7 +221,7 @@ def parse_record(record: dict, *, source: str, coordsys: str, timezone: str) -> 
         source=source, source_id=source_id, name=name, kind=kind, lat=wlat, lng=wlng,
         amenities_yes=yes, amenities_no=no, opening_hours=opening_hours,
         address=_text(record, "address"), operator=_text(record, "operator"),
-        access=access, fee=fee, status=status, timezone=timezone,
+        access=access, fee=fee, batteries_available=batteries, status=status, timezone=timezone,
     )
 
 

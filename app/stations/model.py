@@ -26,6 +26,7 @@ class StationInput:
     operator: str | None = None
     access: str = "public"
     fee: str | None = None  # "yes" | "no" | None (unknown)
+    batteries_available: int | None = None  # charged batteries in a swap cabinet, when reported
     status: str = "active"
     timezone: str = DEFAULT_TIMEZONE
 

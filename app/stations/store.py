@@ -34,7 +34,7 @@ Progress = Callable[[int], None]
 # Columns every store reads, in Station field order (minus id/timestamps).
 STATION_COLUMNS = (
     "id", "source", "source_id", "name", "kind", "lat", "lng", "amenities_yes",
-    "amenities_no", "opening_hours", "address", "operator", "access", "fee",
+    "amenities_no", "opening_hours", "address", "operator", "access", "fee", "batteries_available",
     "status", "timezone", "created_at", "updated_at",
 )
 # Columns an import writes (everything but the id and timestamps).
@@ -281,6 +281,7 @@ def row_to_station(row) -> Station:
         kind=m["kind"], lat=m["lat"], lng=m["lng"], amenities_yes=m["amenities_yes"],
         amenities_no=m["amenities_no"], opening_hours=m["opening_hours"],
         address=m["address"], operator=m["operator"], access=m["access"], fee=m["fee"],
+        batteries_available=m["batteries_available"],
         status=m["status"], timezone=m["timezone"],
         created_at=_as_utc(m["created_at"]), updated_at=_as_utc(m["updated_at"]),
     )

@@ -76,6 +76,8 @@ def generate(seed: int) -> list[dict]:
                 "address": f"株洲市{rng.choice(DISTRICTS)}{road}{rng.randint(1, 600)}号（演示地址）",
                 "operator": "演示数据 Demo data" if kind != "rest_station" else "株洲市总工会（演示）",
                 "access": rng.choice(ACCESS_BY_KIND.get(kind, ["public"])),
+                # what a cabinet reports through its operator's feed (demo values)
+                "batteries_available": str(rng.randint(0, 12)) if kind == "battery_swap" else "",
             })
     return rows
 

@@ -287,7 +287,8 @@
         el("span", { class: "item-main" }, [
           el("span", { class: "item-name", text: s.name }),
           el("span", { class: "item-meta", text: label(state.meta && state.meta.kinds, s.kind) + " · " + distanceText(d) + " · " + minutes }),
-          el("span", { class: "item-meta state-" + s.open_state, text: openText(s) })
+          el("span", { class: "item-meta state-" + s.open_state, text: openText(s) }),
+          s.batteries_available != null ? el("span", { class: "item-meta batteries", text: t("batteries", { n: s.batteries_available }) }) : null
         ])
       ]);
       button.addEventListener("click", function () { select(s.id, false); });
@@ -344,6 +345,7 @@
       var content = document.getElementById("sheet-content");
       content.textContent = "";
       content.appendChild(el("p", { class: "item-meta state-" + s.open_state, text: label(meta.kinds, s.kind) + " · " + openText(s) }));
+      if (s.batteries_available != null) content.appendChild(el("p", { class: "batteries", text: t("batteries", { n: s.batteries_available }) }));
       var groups = { yes: [], no: [], unknown: [] };
       Object.keys(s.amenity_states || {}).forEach(function (a) { groups[s.amenity_states[a]].push(a); });
       ["yes", "no", "unknown"].forEach(function (g) {
