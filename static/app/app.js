@@ -28,6 +28,8 @@
     wxReady: false
   };
   var map = null, cluster = null, meMarker = null, areaLayer = null, markers = {};
+  var viewMarkers = {}; // other stations in view (not in the list), so the map shows what is around
+  var viewTimer = null;
 
   // -- text -------------------------------------------------------------------------
   function t(key, vars) {
@@ -125,6 +127,9 @@
     markers: function () {
       return Object.keys(markers).map(function (id) { var p = markers[id].getLatLng(); return { id: +id, lat: p.lat, lng: p.lng }; });
     },
+    viewMarkers: function () {
+      return Object.keys(viewMarkers).map(function (id) { var p = viewMarkers[id].getLatLng(); return { id: +id, lat: p.lat, lng: p.lng }; });
+    },
     mapSys: MAP_SYS
   };
 
@@ -193,15 +198,39 @@
     cluster.addTo(map);
     map.on("click", function (e) { setPlace(e.latlng.lat, e.latlng.lng, MAP_SYS); });
     map.on("zoomend", writeUrl);
+    map.on("moveend", function () { clearTimeout(viewTimer); viewTimer = setTimeout(loadView, 300); });
   }
   function pinIcon(kind) {
     return L.divIcon({ className: "", html: '<div class="pin k-' + kind + '"><span>' + t("badge." + kind) + "</span></div>",
       iconSize: [28, 28], iconAnchor: [14, 28] });
   }
+  // Every matching station in the map's view (up to 500, clustered), besides the listed ones.
+  function loadView() {
+    if (!map || map.getZoom() < 12) return;
+    var b = map.getBounds(), q = new URLSearchParams();
+    function clamp(v, lim) { return Math.max(-lim, Math.min(lim, v)).toFixed(6); }
+    q.set("bbox", [clamp(b.getWest(), 180), clamp(b.getSouth(), 90), clamp(b.getEast(), 180), clamp(b.getNorth(), 90)].join(","));
+    q.set("coordsys", MAP_SYS);
+    q.set("limit", "500");
+    if (state.amenities.length) q.set("amenity", state.amenities.join(","));
+    getJSON(API + "/stations?" + q.toString()).then(function (res) {
+      Object.keys(viewMarkers).forEach(function (id) { cluster.removeLayer(viewMarkers[id]); });
+      viewMarkers = {};
+      res.body.features.forEach(function (f) {
+        if (markers[f.id]) return;
+        var p = f.properties, c = f.geometry.coordinates;
+        var m = L.marker([c[1], c[0]], { icon: pinIcon(p.kind), title: p.name, alt: p.name, keyboard: true, opacity: 0.75 });
+        m.on("click", function () { openSheet(f.id); });
+        viewMarkers[f.id] = m;
+        cluster.addLayer(m);
+      });
+    }).catch(function () { /* the list still works */ });
+  }
   function drawResults(results, polygon) {
     if (!map) return;
     cluster.clearLayers();
     markers = {};
+    viewMarkers = {};
     results.forEach(function (s) {
       var m = L.marker([s.lat, s.lng], { icon: pinIcon(s.kind), title: s.name, alt: s.name, keyboard: true });
       m.on("click", function () { select(s.id, true); });
@@ -220,6 +249,7 @@
       if (areaLayer) map.fitBounds(areaLayer.getBounds(), { padding: [8, 8] });
       else map.setView(here, map.getZoom());
     }
+    loadView();
   }
 
   // -- loading and rendering ------------------------------------------------------------
