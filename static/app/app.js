@@ -182,7 +182,7 @@
   function initMap() {
     if (!window.L) return;
     map = L.map("map", { zoomControl: true, attributionControl: true, maxZoom: CONFIG.tiles.max_zoom || 19, minZoom: 3 });
-    map.attributionControl.setPrefix(false);
+    map.attributionControl.setPrefix("Leaflet");
     if (CONFIG.tiles.url) {
       L.tileLayer(CONFIG.tiles.url, {
         subdomains: CONFIG.tiles.subdomains || "abc", maxZoom: CONFIG.tiles.max_zoom, attribution: CONFIG.tiles.attribution,
