@@ -6,7 +6,7 @@ import os
 from flask import Flask
 
 from app.config import from_environment
-from app.extensions import db, migrate
+from app.extensions import compress, db, migrate
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
 
     db.init_app(app)
+    compress.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
 
     from app.network.service import GraphCache

@@ -35,6 +35,12 @@ def from_environment(instance_path: str) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(os.environ.get("DATABASE_URL") or default_db),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # gzip only: every WeChat web-view and old Android browser takes it.
+        "COMPRESS_ALGORITHM": ["gzip"],
+        "COMPRESS_MIMETYPES": [
+            "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
+            "application/geo+json", "application/manifest+json", "image/svg+xml",
+        ],
         "YIZHAN_TIMEZONE": os.environ.get("YIZHAN_TIMEZONE", DEFAULT_TIMEZONE),
         # Map tiles: osm (WGS-84), tianditu (天地图, WGS-84-compatible, needs a key), amap (GCJ-02), none.
         "YIZHAN_TILES": os.environ.get("YIZHAN_TILES", "osm"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 
 from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
 
@@ -85,7 +86,12 @@ def station_page(station_id: int):
 @bp.get("/a/<digest>/<path:name>")
 def asset(digest: str, name: str):
     assets = _assets()
-    response = send_from_directory(current_app.static_folder, name)
+    if name in assets.digests:
+        # The shell's own files: small, read once, sent whole (so they can be gzipped).
+        response = make_response(assets.read_bytes(name))
+        response.mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    else:
+        response = send_from_directory(current_app.static_folder, name)
     if assets.digests.get(name) == digest:
         response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
     else:  # an old page asking for an old hash: give the current file, uncached

@@ -42,6 +42,7 @@ class Assets:
         # One version for the whole shell: names the service worker's cache.
         self.version = whole.hexdigest()[:12]
         self._catalogs: dict[str, dict] = {}
+        self._bytes: dict[str, bytes] = {}
 
     def url(self, name: str) -> str:
         return f"/a/{self.digests[name]}/{name}"
@@ -49,6 +50,12 @@ class Assets:
     def read_text(self, name: str) -> str:
         with open(os.path.join(self.static_dir, name), encoding="utf-8") as fh:
             return fh.read()
+
+    def read_bytes(self, name: str) -> bytes:
+        if name not in self._bytes:
+            with open(os.path.join(self.static_dir, name), "rb") as fh:
+                self._bytes[name] = fh.read()
+        return self._bytes[name]
 
     def messages(self, lang: str) -> dict:
         """The message catalog for ``lang`` (read once)."""
