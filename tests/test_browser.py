@@ -352,8 +352,12 @@ def test_first_load_budget_and_no_external_host(live, browser):
             external.append(req.url)
             continue
         if req.resource_type in ("document", "stylesheet", "script", "image", "manifest", "font"):
-            body = req.response().body()
+            response = req.response()
+            body = response.body()
             total += len(gzip.compress(body, 9))
+            if req.resource_type in ("document", "stylesheet", "script") and len(body) > 1000:
+                # and they really travel gzipped (gunicorn alone would not)
+                assert response.headers.get("content-encoding") == "gzip", req.url
     assert external == []
     assert 0 < total <= 100 * 1024, f"first load is {total / 1024:.1f} KB gzipped"
     print(f"first load: {total / 1024:.1f} KB gzipped")
