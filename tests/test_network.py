@@ -282,3 +282,62 @@ def test_snap_matches_brute_force(helsinki):
         else:
             assert snap is not None
             assert best - 1.0 <= snap.offset_m <= best + 0.01
+
+
+@pytest.fixture
+def helsinki_city(store, helsinki):
+    """The Helsinki network with 1,500 random stations of every kind, in the store."""
+    import random
+
+    from tests.helpers import station
+
+    graphs, _ = helsinki
+    records = []
+    for mode, graph in graphs.items():
+        records.append(service.NetworkRecord(mode=mode, token=f"t-{mode}", source="helsinki", node_count=graph.node_count,
+                                             segment_count=graph.segment_count, road_km=1.0, graph=graph.to_bytes()))
+    store.replace_networks(records)
+    rng = random.Random(8)
+    kinds = ("toilet", "rest_station", "water_point", "battery_swap", "charging")
+    store.upsert([
+        station(f"h{i}", rng.uniform(60.163, 60.180), rng.uniform(24.933, 24.955), rng.choice(kinds),
+                yes=rng.sample(("hot_water", "wifi", "baby_change"), rng.randint(0, 2)),
+                hours=rng.choice(("24/7", "08:00-18:00", None)), timezone="Europe/Helsinki")
+        for i in range(1500)
+    ])
+    return store
+
+
+@pytest.mark.parametrize("mode,minutes", [("walk", 5), ("walk", 15), ("ebike", 3)])
+def test_service_circle_results_match_brute_force(helsinki_city, mode, minutes):
+    """The fastest `limit` stations, found nearest-first in batches, equal timing every station."""
+    from app.geo.geodesic import Box
+    from app.stations.vocabulary import amenity_mask
+
+    store = helsinki_city
+    cache = service.GraphCache()
+    _, graph = cache.get(store, mode)
+    speed = WALK if mode == "walk" else EBIKE
+    limit_m = speed * 1000 / 60 * minutes
+    everyone = store.within(Box(-90, -180, 90, 180), StationFilter(), 10_000)[0]
+    rng = np.random.default_rng(4)
+    for trial in range(4):
+        lat, lng = 60.166 + rng.uniform(0, 0.01), 24.938 + rng.uniform(0, 0.012)
+        flt = [StationFilter(), StationFilter(kinds=("toilet", "water_point")), StationFilter(amenities=("wifi",))][trial % 3]
+        limit = [5, 50, 200, 7][trial]
+        got = service.service_circle(store, graph, lat, lng, minutes=minutes, mode=mode, speed_kmh=speed,
+                                     flt=flt, at=NOON, limit=limit)
+        reach = reach_from(graph, lat, lng, limit_m)
+        expected = []
+        for st in everyone:
+            need = amenity_mask(flt.amenities)
+            if (flt.kinds and st.kind not in flt.kinds) or (st.amenities_yes & need) != need:
+                continue
+            snap = graph.snap(st.lat, st.lng, 300)
+            travel = reach.cost_to(snap) if snap else np.inf
+            if travel <= limit_m:
+                expected.append((travel, st.id))
+        expected.sort()
+        assert [r.station.id for r in got.results] == [sid for _, sid in expected[:limit]], (mode, trial)
+        if len(expected) > limit:  # (when not, "there may be more" is allowed to err on the side of yes)
+            assert got.truncated

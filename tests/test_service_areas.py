@@ -3,7 +3,6 @@ import pytest
 import shapely
 
 from app.geo.coordsys import from_wgs84
-from app.network import service
 from app.stations.model import StationFilter
 from tests import osm_fixtures as town
 from tests.helpers import station

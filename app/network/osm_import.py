@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.network.graph import Graph, metres_per_degree
+from app.network.graph import Graph
 from app.stations import osm as osm_tags
 
 MODES = ("walk", "ebike")

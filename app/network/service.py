@@ -1,7 +1,6 @@
 """Network use cases over a store: import, the personal service circle, service areas, coverage."""
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 import time
@@ -12,14 +11,14 @@ from datetime import datetime
 import numpy as np
 import shapely
 
-from app.geo.geodesic import Box, boxes_within, distance_m
+from app.geo.geodesic import Box
 from app.network.graph import Graph, metres_per_degree
-from app.network.isochrone import SNAP_MAX_M, Reach, geodesic_circle, reach_from, reach_polygon
-from app.network.osm_import import MODES, read_extract
+from app.network.isochrone import SNAP_MAX_M, geodesic_circle, reach_from, reach_polygon
+from app.network.osm_import import read_extract
 from app.network.polygon import area_km2
 from app.stations import hours
 from app.stations.importing import RowError, parse_record
-from app.stations.model import NetworkRecord, ServiceArea, Station, StationFilter
+from app.stations.model import NearestQuery, NetworkRecord, ServiceArea, Station, StationFilter
 from app.stations.store import StationStore
 
 DEFAULT_SPEEDS_KMH = {"walk": 4.8, "ebike": 15.0}
@@ -131,26 +130,9 @@ class Circle:
     truncated: bool = False
 
 
-def _candidates(store: StationStore, lat: float, lng: float, radius_m: float, flt: StationFilter, at: datetime):
-    """Active stations matching the filter that could lie within ``radius_m`` in a straight line,
-    with their hours state. A cheap local-plane prefilter (with a margin) keeps this fast;
-    callers measure what they report exactly."""
-    ky, kx = metres_per_degree(lat)
-    out = []
-    truncated = False
-    for box in boxes_within(lat, lng, radius_m):
-        found, more = store.within(box, StationFilter(kinds=flt.kinds, amenities=flt.amenities), CANDIDATE_CAP)
-        truncated |= more
-        for st in found:
-            if math.hypot((st.lat - lat) * ky, (st.lng - lng) * kx) > radius_m * 1.01:
-                continue
-            state = hours.evaluate(st.opening_hours, at, st.timezone)
-            if flt.open_only and not (
-                state.state == hours.OPEN or (flt.include_unknown and state.state == hours.UNKNOWN)
-            ):
-                continue
-            out.append((st, state))
-    return out, truncated
+def _hits_within(store: StationStore, lat, lng, radius_m, flt, at, k):
+    """The k nearest matching stations within ``radius_m`` (exact, by straight-line distance)."""
+    return store.nearest(NearestQuery(lat, lng, at=at, limit=k, filter=flt, max_distance_m=radius_m))
 
 
 def service_circle(
@@ -172,33 +154,45 @@ def service_circle(
     circle, labelled as such.
     """
     limit_m = metres_for(minutes, speed_kmh)
-    candidates, truncated = _candidates(store, lat, lng, limit_m, flt, at)
     reach = reach_from(graph, lat, lng, limit_m) if graph is not None else None
     if reach is None:
-        results = []
-        for st, state in candidates:
-            d = distance_m(lat, lng, st.lat, st.lng)
-            if d <= limit_m:
-                results.append(CircleResult(st, state, d, d))
-        results.sort(key=lambda r: (r.travel_m, r.station.id))
+        hits = _hits_within(store, lat, lng, limit_m, flt, at, limit + 1)
+        results = [CircleResult(h.station, h.hours, h.distance_m, h.distance_m) for h in hits[:limit]]
         polygon = geodesic_circle(lat, lng, limit_m)
         reason = "no_network" if graph is None else "off_network"
         return Circle("radius", reason, mode, minutes, speed_kmh, polygon, area_km2(polygon, lat),
-                      results[:limit], truncated or len(results) > limit)
-    snaps = graph.snap_many(np.array([st.lat for st, _ in candidates]),
-                            np.array([st.lng for st, _ in candidates]), SNAP_MAX_M)
-    reachable = []
-    for (st, state), snap in zip(candidates, snaps):
-        if snap is not None:
-            travel = reach.cost_to(snap)
-            if travel <= limit_m:
-                reachable.append((travel, st.id, st, state))
-    reachable.sort(key=lambda r: (r[0], r[1]))
-    results = [CircleResult(st, state, travel, distance_m(lat, lng, st.lat, st.lng))
-               for travel, _, st, state in reachable[:limit]]
+                      results, len(hits) > limit)
+    results, truncated = _fastest(store, graph, reach, lat, lng, limit_m, flt, at, limit)
     polygon, area, _road_km = reach_polygon(reach, (lat, lng))
-    return Circle("network", None, mode, minutes, speed_kmh, polygon, area, results,
-                  truncated or len(reachable) > limit)
+    return Circle("network", None, mode, minutes, speed_kmh, polygon, area, results, truncated)
+
+
+def _fastest(store, graph, reach, lat, lng, limit_m, flt, at, limit):
+    """The ``limit`` fastest reachable stations, fetched nearest-first in growing batches.
+
+    Travel along the network is never shorter than the straight line, so once the
+    limit-th fastest found beats the straight distance of the last station fetched,
+    no station not yet fetched can take its place.
+    """
+    k = max(3 * limit, 60)
+    while True:
+        hits = _hits_within(store, lat, lng, limit_m, flt, at, k)
+        snaps = graph.snap_many(np.array([h.station.lat for h in hits]),
+                                np.array([h.station.lng for h in hits]), SNAP_MAX_M)
+        reachable = []
+        for hit, snap in zip(hits, snaps):
+            if snap is not None:
+                travel = reach.cost_to(snap)
+                if travel <= limit_m:
+                    reachable.append((travel, hit.station.id, hit))
+        reachable.sort(key=lambda r: (r[0], r[1]))
+        exhausted = len(hits) < k
+        proven = len(reachable) >= limit and reachable[limit - 1][0] < hits[-1].distance_m
+        if exhausted or proven or k >= CANDIDATE_CAP:
+            results = [CircleResult(h.station, h.hours, travel, h.distance_m) for travel, _, h in reachable[:limit]]
+            # Stopped early: more reachable stations may exist beyond those fetched.
+            return results, len(reachable) > limit or (not exhausted and len(reachable) >= limit)
+        k = min(4 * k, CANDIDATE_CAP)
 
 
 # -- service areas (planners) -------------------------------------------------
