@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 from geographiclib.geodesic import Geodesic
 
 _WGS84 = Geodesic.WGS84
@@ -14,6 +15,7 @@ _E2 = _WGS84.f * (2 - _WGS84.f)
 _MIN_MERIDIAN_RADIUS = _A * (1 - _E2)
 # Widen boxes by a hair so float rounding can never lose a point on the edge.
 _SAFETY = 1.0 + 1e-9
+_RAD = math.radians(1)
 
 
 def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -30,10 +32,10 @@ class Box(NamedTuple):
     east: float
 
 
-def _parallel_radius(lat_deg: float) -> float:
-    """Radius of the circle of latitude: metres per radian of longitude."""
-    phi = math.radians(lat_deg)
-    return _A * math.cos(phi) / math.sqrt(1 - _E2 * math.sin(phi) ** 2)
+def _parallel_radius(lat_deg):
+    """Radius of the circle of latitude: metres per radian of longitude (scalars or numpy arrays)."""
+    phi = np.radians(lat_deg)
+    return _A * np.cos(phi) / np.sqrt(1 - _E2 * np.sin(phi) ** 2)
 
 
 def boxes_within(lat: float, lng: float, radius_m: float) -> list[Box]:
@@ -75,9 +77,18 @@ def max_degree_distance(lat: float, lng: float, boxes: list[Box]) -> float:
     return far
 
 
-def _meridian_radius(lat_deg: float) -> float:
-    s2 = math.sin(math.radians(lat_deg)) ** 2
+def _meridian_radius(lat_deg):
+    """Meridional radius of curvature: metres per radian of latitude (scalars or numpy arrays)."""
+    s2 = np.sin(np.radians(lat_deg)) ** 2
     return _A * (1 - _E2) / (1 - _E2 * s2) ** 1.5
+
+
+def metres_per_degree(lat):
+    """(metres per degree of latitude, of longitude) on the WGS-84 ellipsoid at ``lat``.
+
+    Works on a float or a numpy array of latitudes: the local plane used for short
+    distances (segment lengths, snapping, rasters)."""
+    return _RAD * _meridian_radius(lat), _RAD * _parallel_radius(lat)
 
 
 def lower_bound(lat: float, lng: float, radius_m: float):

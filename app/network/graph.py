@@ -17,19 +17,10 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
+from app.geo.geodesic import metres_per_degree
 
-_EARTH_A = 6378137.0
+
 _FIRST_SNAP_M = 60.0
-_E2 = 0.00669437999014
-
-
-def metres_per_degree(lat: float) -> tuple[float, float]:
-    """(metres per degree of latitude, of longitude) on the WGS-84 ellipsoid at ``lat``."""
-    phi = math.radians(lat)
-    w = 1 - _E2 * math.sin(phi) ** 2
-    m = _EARTH_A * (1 - _E2) / w ** 1.5
-    p = _EARTH_A * math.cos(phi) / math.sqrt(w)
-    return math.radians(1) * m, math.radians(1) * p
 
 
 @dataclass(frozen=True)
@@ -196,10 +187,8 @@ class Graph:
 
     def _snap_within(self, lats, lngs, max_m: float) -> list[Snap | None]:
         out: list[Snap | None] = [None] * len(lats)
-        phi = np.radians(lats)
-        w = 1 - _E2 * np.sin(phi) ** 2
-        ky = np.radians(1) * _EARTH_A * (1 - _E2) / w ** 1.5
-        kx = np.maximum(np.radians(1) * _EARTH_A * np.cos(phi) / np.sqrt(w), 1e-9)
+        ky, kx = metres_per_degree(lats)
+        kx = np.maximum(kx, 1e-9)
         d_lat, d_lng = max_m / ky, max_m / kx
         point_idx, cand = self._index().query(shapely.box(lngs - d_lng, lats - d_lat, lngs + d_lng, lats + d_lat))
         if len(cand) == 0:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from app.geo.geodesic import metres_per_degree
 from app.network.graph import Graph
 from app.stations import osm as osm_tags
 
@@ -117,11 +118,7 @@ def segment_lengths(lat, lng, u, v) -> np.ndarray:
     """
     if len(u) == 0:
         return np.zeros(0)
-    mid = (lat[u] + lat[v]) / 2
-    phi = np.radians(mid)
-    w = 1 - 0.00669437999014 * np.sin(phi) ** 2
-    ky = np.radians(1) * 6378137.0 * (1 - 0.00669437999014) / w ** 1.5
-    kx = np.radians(1) * 6378137.0 * np.cos(phi) / np.sqrt(w)
+    ky, kx = metres_per_degree((lat[u] + lat[v]) / 2)
     d_lng = (lng[v] - lng[u] + 180.0) % 360.0 - 180.0
     return np.hypot((lat[v] - lat[u]) * ky, d_lng * kx)
 

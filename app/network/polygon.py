@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 from scipy.ndimage import distance_transform_edt
 
-from app.network.graph import metres_per_degree
+from app.geo.geodesic import metres_per_degree
 
 MAX_CELLS_PER_SIDE = 400
 

@@ -12,7 +12,8 @@ import numpy as np
 import shapely
 
 from app.geo.geodesic import Box
-from app.network.graph import Graph, metres_per_degree
+from app.geo.geodesic import metres_per_degree
+from app.network.graph import Graph
 from app.network.isochrone import SNAP_MAX_M, geodesic_circle, reach_from, reach_polygon
 from app.network.osm_import import read_extract
 from app.network.polygon import area_km2
