@@ -10,7 +10,8 @@ from flask.cli import AppGroup
 
 from app.geo.coordsys import COORDSYS
 from app.network import service
-from app.network.osm_import import MODES, NetworkImportError
+from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
+from app.network.osm_import import NetworkImportError
 from app.stations.importing import FORMATS, ImportFileError, parse_file
 
 stations_cli = AppGroup("stations", help="Import and inspect stations.")
@@ -94,8 +95,8 @@ def import_network(path, no_stations):
 
 
 @network_cli.command("service-areas")
-@click.option("--minutes", type=click.IntRange(1, 30), default=15, show_default=True)
-@click.option("--mode", type=click.Choice(MODES), default="walk", show_default=True)
+@click.option("--minutes", type=click.IntRange(MIN_MINUTES, MAX_MINUTES), default=DEFAULT_MINUTES, show_default=True)
+@click.option("--mode", type=click.Choice(MODE_NAMES), default=DEFAULT_MODE, show_default=True)
 def service_areas(minutes, mode):
     """Precompute each active station's service area (only those missing or out of date)."""
     def progress(done, total, seconds):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from app.network.modes import MAX_SPEED_KMH, MIN_SPEED_KMH, MODES
 from app.stations.model import DEFAULT_TIMEZONE
 
 
@@ -24,8 +25,8 @@ def _speed(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a speed in km/h, got {raw!r}") from None
-    if not 0.5 <= value <= 60:
-        raise ValueError(f"{name} must be between 0.5 and 60 km/h, got {value}")
+    if not MIN_SPEED_KMH <= value <= MAX_SPEED_KMH:
+        raise ValueError(f"{name} must be between {MIN_SPEED_KMH:g} and {MAX_SPEED_KMH:g} km/h, got {value}")
     return value
 
 
@@ -53,9 +54,6 @@ def from_environment(instance_path: str) -> dict:
         # Shared cache for the WeChat token/ticket across workers; the app falls back to
         # a per-process cache when Redis is not reachable.
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        # Travel speeds: 4.8 km/h walking is 80 m/min, so 15 minutes is 1,200 m.
-        "YIZHAN_SPEEDS_KMH": {
-            "walk": _speed("YIZHAN_WALK_KMH", 4.8),
-            "ebike": _speed("YIZHAN_EBIKE_KMH", 15.0),
-        },
+        # Travel speeds by mode (app.network.modes), each overridable from the environment.
+        "YIZHAN_SPEEDS_KMH": {name: _speed(m.speed_env, m.default_kmh) for name, m in MODES.items()},
     }

@@ -139,7 +139,7 @@ def bbox(args) -> tuple[float, float, float, float]:
 
 
 def mode(args) -> str:
-    from app.network.osm_import import MODES
+    from app.network.modes import MODE_NAMES as MODES
 
     raw = (args.get("mode") or "walk").strip().lower()
     if raw not in MODES:

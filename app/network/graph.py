@@ -18,9 +18,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from app.geo.geodesic import metres_per_degree
+from app.network.modes import SNAP_FIRST_M
 
-
-_FIRST_SNAP_M = 60.0
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ class Graph:
         if self.segment_count == 0 or len(lats) == 0:
             return out
         todo = np.arange(len(lats))
-        for radius in sorted({min(_FIRST_SNAP_M, max_m), max_m}):
+        for radius in sorted({min(SNAP_FIRST_M, max_m), max_m}):
             found = self._snap_within(lats[todo], lngs[todo], radius)
             for i, snap in zip(todo, found):
                 out[i] = snap

@@ -8,9 +8,8 @@ import shapely
 from geographiclib.geodesic import Geodesic
 
 from app.network.graph import Graph, Snap
+from app.network.modes import SNAP_MAX_M
 from app.network.polygon import area_km2, buffer_pieces
-
-SNAP_MAX_M = 300.0
 
 
 @dataclass

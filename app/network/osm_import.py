@@ -13,9 +13,8 @@ import numpy as np
 
 from app.geo.geodesic import metres_per_degree
 from app.network.graph import Graph
+from app.network.modes import MODE_NAMES
 from app.stations import osm as osm_tags
-
-MODES = ("walk", "ebike")
 
 _WALK_HIGHWAYS = {
     "footway", "path", "pedestrian", "steps", "living_street", "residential", "service",
@@ -129,7 +128,7 @@ def read_extract(path: str, progress: Callable[[str], None] | None = None):
 
     if not os.path.isfile(path):
         raise NetworkImportError(f"no such file: {path}")
-    builders = {mode: _ModeBuilder() for mode in MODES}
+    builders = {mode: _ModeBuilder() for mode in MODE_NAMES}
     stations: list[tuple[str, dict]] = []
     ways = 0
     try:

@@ -14,7 +14,8 @@ import shapely
 from app.geo.geodesic import Box
 from app.geo.geodesic import metres_per_degree
 from app.network.graph import Graph
-from app.network.isochrone import SNAP_MAX_M, geodesic_circle, reach_from, reach_polygon
+from app.network.isochrone import geodesic_circle, reach_from, reach_polygon
+from app.network.modes import SNAP_MAX_M, metres_for
 from app.network.osm_import import read_extract
 from app.network.polygon import area_km2
 from app.stations import hours
@@ -22,12 +23,7 @@ from app.stations.importing import RowError, parse_record
 from app.stations.model import NearestQuery, NetworkRecord, ServiceArea, Station, StationFilter
 from app.stations.store import StationStore
 
-DEFAULT_SPEEDS_KMH = {"walk": 4.8, "ebike": 15.0}
 CANDIDATE_CAP = 20_000
-
-
-def metres_for(minutes: float, speed_kmh: float) -> float:
-    return speed_kmh * 1000.0 / 60.0 * minutes
 
 
 # -- graphs in memory, one load per worker per network version ---------------
