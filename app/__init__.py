@@ -5,7 +5,7 @@ import os
 
 from flask import Flask
 
-from app.config import from_environment
+from app.config import engine_options, from_environment
 from app.extensions import compress, db, migrate
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,6 +21,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment(app.instance_path))
     if config:
         app.config.update(config)
+    # Pool and timeouts follow the database finally chosen; explicit options win.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),
+        **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+    }
     app.json.sort_keys = False  # keep fields in the order the serializer writes them
     app.json.ensure_ascii = False  # Chinese names as UTF-8: readable and half the bytes
     os.makedirs(app.instance_path, exist_ok=True)
@@ -35,9 +40,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     with app.app_context():
         engine = db.engine
+        reader = None
         if engine.dialect.name == "sqlite":
             configure_engine(engine)
-        app.extensions["yizhan_store"] = store_for(engine)
+        else:
+            # Reads run without BEGIN/COMMIT round trips on their own small pool.
+            reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.extensions["yizhan_store"] = store_for(engine, reader)
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)
 

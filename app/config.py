@@ -30,12 +30,45 @@ def _speed(name: str, default: float) -> float:
     return value
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        value = float(raw) if raw is not None else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 600:
+        raise ValueError(f"{name} must be between 0 and 600 seconds, got {value}")
+    return value
+
+
+def engine_options(url: str) -> dict:
+    """Connection pool and timeouts: a database that hangs must cost a request seconds, not a worker.
+
+    No pre-ping (it would cost a round trip per request): a connection found dead
+    invalidates the pool, that one request gets the JSON 503, the next reconnects.
+    """
+    if not url.startswith("postgresql"):
+        return {}
+    statement_ms = int(_seconds("YIZHAN_DB_STATEMENT_TIMEOUT_S", 10) * 1000)
+    return {
+        "pool_size": 5,
+        "max_overflow": 10,
+        "pool_timeout": _seconds("YIZHAN_DB_POOL_TIMEOUT_S", 5),
+        "pool_recycle": 3600,
+        "connect_args": {
+            "connect_timeout": max(1, round(_seconds("YIZHAN_DB_CONNECT_TIMEOUT_S", 3))),
+            "options": f"-c statement_timeout={statement_ms}",
+            "application_name": "yizhan",
+        },
+    }
+
+
 def from_environment(instance_path: str) -> dict:
     """Settings from environment variables, with the embedded SQLite file as default store."""
     default_db = "sqlite:///" + os.path.join(instance_path, "yizhan.sqlite3")
+    url = normalise_database_url(os.environ.get("DATABASE_URL") or default_db)
     return {
-        "SQLALCHEMY_DATABASE_URI": normalise_database_url(os.environ.get("DATABASE_URL") or default_db),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_DATABASE_URI": url,
         # gzip only: every WeChat web-view and old Android browser takes it.
         "COMPRESS_ALGORITHM": ["gzip"],
         "COMPRESS_MIMETYPES": [
@@ -43,6 +76,9 @@ def from_environment(instance_path: str) -> dict:
             "application/geo+json", "application/manifest+json", "image/svg+xml",
         ],
         "YIZHAN_TIMEZONE": os.environ.get("YIZHAN_TIMEZONE", DEFAULT_TIMEZONE),
+        # Where the site is reached (https://host[:port][/prefix]): absolute URLs in pages and the
+        # pages WeChat may sign. Checked by app.web at app creation; unset falls back to the Host header.
+        "YIZHAN_PUBLIC_URL": os.environ.get("YIZHAN_PUBLIC_URL", ""),
         # Map tiles: osm (WGS-84), tianditu (天地图, WGS-84-compatible, needs a key), amap (GCJ-02), none.
         "YIZHAN_TILES": os.environ.get("YIZHAN_TILES", "osm"),
         "TIANDITU_KEY": os.environ.get("TIANDITU_KEY", ""),

@@ -212,8 +212,71 @@ def test_nearest_matches_brute_force_oracle(store, random_city):
             assert hit.distance_m == pytest.approx(d, abs=0.001)
 
 
-def test_far_away_query_still_finds_the_nearest(store, random_city):
-    # From Helsinki, Zhuzhou is ~7,000 km away: the search must keep widening.
-    hits = store.nearest(NearestQuery(60.17, 24.94, at=NOON, limit=3))
-    expected = _oracle(random_city, 60.17, 24.94, StationFilter(), NOON, 3)
-    assert ids(hits) == [sid for _, sid in expected]
+def test_a_point_far_from_every_station_gets_an_empty_answer_not_a_scan(store, random_city):
+    # From Helsinki, Zhuzhou is ~7,000 km away: far beyond the search radius, so the
+    # answer is "nothing within 50 km" instead of reading every station in the store.
+    assert store.nearest(NearestQuery(60.17, 24.94, at=NOON, limit=3)) == []
+    assert store.nearest(NearestQuery(60.17, 24.94, at=NOON, limit=3, max_distance_m=20_000_000)) == []
+
+
+def test_the_search_radius_is_exact_at_its_edge(store):
+    # Due north, 1 km is 0.0090224° at 27.83°N (see test_geodesic); 50 km ≈ 0.4511°.
+    from app.stations.model import MAX_SEARCH_M
+
+    lat, lng = CENTRE
+    store.upsert([station("inside", lat + 0.4505, lng), station("outside", lat + 0.4520, lng)])
+    far = store.nearest(NearestQuery(lat, lng, at=NOON, limit=5))
+    assert ids(far) == ["inside"] and far[0].distance_m <= MAX_SEARCH_M
+    assert geodesic((lat + 0.4520, lng), CENTRE).meters > MAX_SEARCH_M
+
+
+def test_station_signature_matches_a_brute_force_count(store, connection, random_city):
+    """The trigger-kept (kind, amenities) table equals a GROUP BY, through inserts, updates and deletes."""
+    from sqlalchemy import text
+
+    def signature():
+        return {(k, m): n for k, m, n in connection.execute(text(
+            "SELECT kind, amenities_yes, active FROM station_signature WHERE active <> 0"))}
+
+    def brute():
+        return {(k, m): n for k, m, n in connection.execute(text(
+            "SELECT kind, amenities_yes, count(*) FROM station WHERE status = 'active' GROUP BY 1, 2"))}
+
+    assert signature() == brute()
+    rng = random.Random(3)
+    changed = [station(r.source_id, r.lat, r.lng, rng.choice(KINDS), yes=rng.sample(AMENITY_POOL, 2),
+                       status=rng.choice(("active", "closed"))) for r in rng.sample(random_city, 300)]
+    store.upsert(changed)
+    assert signature() == brute()
+    connection.execute(text("DELETE FROM station WHERE id IN (SELECT id FROM station ORDER BY id LIMIT 500)"))
+    assert signature() == brute()
+
+
+def test_a_filter_no_station_matches_answers_without_walking_the_index(store, random_city):
+    # Nothing in random_city has first aid: the answer is empty however dense the city.
+    flt = StationFilter(amenities=("first_aid",))
+    assert store.nearest(NearestQuery(*CENTRE, at=NOON, limit=5, filter=flt)) == []
+    flt = StationFilter(kinds=("toilet",), amenities=("first_aid", "wifi"))
+    assert store.nearest(NearestQuery(*CENTRE, at=NOON, limit=5, filter=flt)) == []
+
+
+def test_no_station_is_read_when_no_station_matches(backend, store, connection, random_city):
+    query = NearestQuery(*CENTRE, at=NOON, limit=5, filter=StationFilter(amenities=("first_aid",)))
+    driver = connection.connection.driver_connection
+    if backend == "postgis":
+        # The signature EXISTS is a one-time filter: the KNN index scan is never executed.
+        from app.stations.postgis import _nearest_sql
+
+        sql, params = _nearest_sql(query)
+        plan = "\n".join(r[0] for r in driver.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, {**params, "n": 36}))
+        assert "One-Time Filter" in plan and "never executed" in plan, plan
+    else:
+        # The store asks the signature table first and never queries the station table.
+        statements = []
+        driver.set_trace_callback(statements.append)
+        try:
+            assert store.nearest(query) == []
+        finally:
+            driver.set_trace_callback(None)
+        assert any("station_signature" in sql for sql in statements)
+        assert not any("FROM station s" in sql for sql in statements), statements

@@ -5,12 +5,12 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from geographiclib.geodesic import Geodesic
+from pyproj import Geod
 
-_WGS84 = Geodesic.WGS84
-_DISTANCE = Geodesic.DISTANCE
+# PROJ's C implementation of Karney's algorithm (the one geographiclib ports), on WGS-84.
+_WGS84 = Geod(ellps="WGS84")
 _A = _WGS84.a
-_E2 = _WGS84.f * (2 - _WGS84.f)
+_E2 = _WGS84.es
 # Smallest meridional radius of curvature (at the equator): a(1 - e^2).
 _MIN_MERIDIAN_RADIUS = _A * (1 - _E2)
 # Widen boxes by a hair so float rounding can never lose a point on the edge.
@@ -20,7 +20,24 @@ _RAD = math.radians(1)
 
 def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     """Geodesic distance in metres on the WGS-84 ellipsoid (Karney's algorithm)."""
-    return _WGS84.Inverse(lat1, lng1, lat2, lng2, _DISTANCE)["s12"]
+    return float(_WGS84.inv(lng1, lat1, lng2, lat2)[2])
+
+
+def distances_m(lat: float, lng: float, lats, lngs) -> np.ndarray:
+    """Geodesic distances in metres from one point to many (numpy arrays), in one C call."""
+    lats = np.asarray(lats, dtype=np.float64)
+    lngs = np.asarray(lngs, dtype=np.float64)
+    if lats.size == 0:
+        return np.zeros(0)
+    _, _, dist = _WGS84.inv(np.full_like(lngs, lng), np.full_like(lats, lat), lngs, lats)
+    return np.asarray(dist, dtype=np.float64)
+
+
+def destination(lat: float, lng: float, azimuths_deg, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``distance`` metres from (lat, lng) along each azimuth: (lats, lngs)."""
+    az = np.asarray(azimuths_deg, dtype=np.float64)
+    lngs, lats, _ = _WGS84.fwd(np.full_like(az, lng), np.full_like(az, lat), az, np.full_like(az, distance))
+    return np.asarray(lats), np.asarray(lngs)
 
 
 class Box(NamedTuple):
@@ -89,27 +106,3 @@ def metres_per_degree(lat):
     Works on a float or a numpy array of latitudes: the local plane used for short
     distances (segment lengths, snapping, rasters)."""
     return _RAD * _meridian_radius(lat), _RAD * _parallel_radius(lat)
-
-
-def lower_bound(lat: float, lng: float, radius_m: float):
-    """A cheap function f(lat2, lng2) with f <= the geodesic distance whenever that distance <= radius_m.
-
-    So f(p) > r (for any r <= radius_m) proves p is farther than r without running
-    the full geodesic solution. Same argument as boxes_within: a path no longer
-    than radius_m stays in the latitude band lat ± radius_m/M_min, where the
-    meridian radius is at least M_B and the parallel radius at least p_B, and
-    ds >= sqrt((M_B dphi)^2 + (p_B dlambda)^2) integrates to the bound.
-    """
-    d_lat = math.degrees(radius_m / _MIN_MERIDIAN_RADIUS)
-    south, north = lat - d_lat, lat + d_lat
-    m_b = _MIN_MERIDIAN_RADIUS if south <= 0 <= north else _meridian_radius(min(abs(south), abs(north)))
-    p_b = 0.0 if south <= -90 or north >= 90 else _parallel_radius(max(abs(south), abs(north)))
-    k_lat = math.radians(1) * m_b * (1 - 1e-9)
-    k_lng = math.radians(1) * p_b * (1 - 1e-9)
-
-    def bound(lat2: float, lng2: float) -> float:
-        d_lng = abs(lng2 - lng) % 360.0
-        d_lng = min(d_lng, 360.0 - d_lng)
-        return math.hypot(k_lat * (lat2 - lat), k_lng * d_lng)
-
-    return bound

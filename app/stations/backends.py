@@ -8,12 +8,13 @@ from app.stations.sqlite import SqliteStore
 from app.stations.store import StationStore
 
 
-def store_for(bind: Engine | Connection) -> StationStore:
+def store_for(bind: Engine | Connection, reader: Engine | None = None) -> StationStore:
+    """The store for ``bind``; ``reader``, if given, is an autocommit engine for reads."""
     dialect = bind.dialect.name
     if dialect == "postgresql":
-        return PostgisStore(bind)
+        return PostgisStore(bind, reader)
     if dialect == "sqlite":
-        return SqliteStore(bind)
+        return SqliteStore(bind, reader)
     raise ValueError(f"no station store for {dialect!r} databases (use PostgreSQL/PostGIS or SQLite)")
 
 

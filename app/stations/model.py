@@ -1,43 +1,70 @@
 """Plain values that cross the store boundary. All coordinates are WGS-84."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 
 from app.stations.hours import HoursState
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+# Nearest-station searches look no farther than this (and ``max_distance`` may not ask
+# for more): nobody walks or rides 50 km to a toilet, and an unbounded search from a
+# point far from every station would have to read them all.
+MAX_SEARCH_M = 50_000.0
 
 
+def _column(doc: str, default=MISSING, *, public: str | None = "summary", wire: str = "plain"):
+    """A station field: its meaning, whether and where answers show it, and how it is written.
+
+    ``public``: "summary" (every answer), "detail" (one station's page) or None (never).
+    ``wire``: how the serializer writes it: "plain", "coordinate" (in the caller's system),
+    "amenities" (a bit mask as names), "time" (ISO 8601).
+    """
+    return field(default=default, metadata={"doc": doc, "public": public, "wire": wire})
+
+
+# The station declaration. Store columns, row mapping, the import's write list, JSON
+# answers and the OpenAPI schema all follow from these fields; a new field needs a
+# migration plus a line here.
 @dataclass(frozen=True, slots=True)
 class StationInput:
     """A validated station, ready to be written (keyed by source + source_id)."""
 
-    source: str
-    source_id: str
-    name: str
-    kind: str
-    lat: float
-    lng: float
-    amenities_yes: int = 0
-    amenities_no: int = 0
-    opening_hours: str | None = None
-    address: str | None = None
-    operator: str | None = None
-    access: str = "public"
-    fee: str | None = None  # "yes" | "no" | None (unknown)
-    batteries_available: int | None = None  # charged batteries in a swap cabinet, when reported
-    status: str = "active"
-    timezone: str = DEFAULT_TIMEZONE
+    source: str = _column("Data source the station was imported from.")
+    source_id: str = _column("The station's id within its source.")
+    name: str = _column("Name, as on the door.")
+    kind: str = _column("What the station is (see /meta).")
+    lat: float = _column("Latitude, in the answer's coordinate system.", wire="coordinate")
+    lng: float = _column("Longitude, in the answer's coordinate system.", wire="coordinate")
+    amenities_yes: int = _column("Amenities the station has.", 0, wire="amenities")
+    amenities_no: int = _column("Amenities it is known not to have; the rest are unknown.", 0, wire="amenities")
+    opening_hours: str | None = _column("Opening hours in OpenStreetMap syntax; null when unknown.", None)
+    address: str | None = _column("Street address.", None)
+    operator: str | None = _column("Who runs it.", None)
+    access: str = _column("Who may use it (see /meta).", "public")
+    fee: str | None = _column("'yes' or 'no'; null when unknown.", None)
+    batteries_available: int | None = _column(
+        "Charged batteries in a swap cabinet, when reported.", None)
+    status: str = _column("active, closed or removed.", "active", public="detail")
+    timezone: str = _column("Time zone its opening hours are in.", DEFAULT_TIMEZONE, public="detail")
 
 
 @dataclass(frozen=True, slots=True)
 class Station(StationInput):
     """A stored station."""
 
-    id: int = 0
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    id: int = _column("Yizhan's id (stable; printed on QR codes).", 0)
+    created_at: datetime | None = _column("When it was first imported.", None, public="detail", wire="time")
+    updated_at: datetime | None = _column("When its data last changed.", None, public="detail", wire="time")
+
+
+STATION_FIELDS = fields(Station)
+# Columns every store reads, in Station field order: Station(*row) builds one.
+STATION_COLUMNS = tuple(f.name for f in STATION_FIELDS)
+# Columns an import writes: everything but the id and the timestamps.
+WRITE_COLUMNS = tuple(f.name for f in fields(StationInput))
+# Written on import but never compared to decide whether a row changed.
+KEY_COLUMNS = ("source", "source_id")
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,13 @@ class NearestQuery:
     limit: int = 10
     filter: StationFilter = field(default_factory=StationFilter)
     max_distance_m: float | None = None
+
+    @property
+    def radius_m(self) -> float:
+        """How far the search looks: ``max_distance_m``, never beyond MAX_SEARCH_M."""
+        if self.max_distance_m is None:
+            return MAX_SEARCH_M
+        return min(self.max_distance_m, MAX_SEARCH_M)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,47 @@ from app.geo.geodesic import Box, boxes_within, max_degree_distance
 from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
-from app.stations.store import (
-    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
-    row_to_station,
-)
+from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
+from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
+from app.stations.vocabulary import amenity_mask
 
 _COLS = ", ".join(STATION_COLUMNS)
 _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
 _COPY_CHUNK = 50_000
+
+
+def _nearest_sql(query: NearestQuery) -> tuple[str, dict]:
+    """KNN on the indexed column against a constant point, inside the search radius's boxes.
+
+    A filter that no active station matches at all is answered from the small
+    ``station_signature`` table (kept by triggers): the EXISTS is a one-time filter,
+    so PostgreSQL skips the index scan instead of walking every station in range.
+    """
+    flt = query.filter
+    params: dict = {"lat": query.lat, "lng": query.lng}
+    where = ["status = 'active'"]
+    signature = ["g.active > 0"]
+    if flt.kinds:
+        params["kinds"] = list(flt.kinds)
+        where.append("kind = ANY(%(kinds)s)")
+        signature.append("g.kind = ANY(%(kinds)s)")
+    if flt.amenities:
+        params["amask"] = amenity_mask(flt.amenities)
+        where.append("(amenities_yes & %(amask)s) = %(amask)s")
+        signature.append("(g.amenities_yes & %(amask)s) = %(amask)s")
+    if flt.kinds or flt.amenities:
+        where.append(f"EXISTS (SELECT 1 FROM station_signature g WHERE {' AND '.join(signature)})")
+    envelopes = []
+    for i, b in enumerate(boxes_within(query.lat, query.lng, query.radius_m)):
+        envelopes.append(f"geom && ST_MakeEnvelope(%(w{i})s, %(s{i})s, %(e{i})s, %(n{i})s, 4326)")
+        params.update({f"w{i}": b.west, f"s{i}": b.south, f"e{i}": b.east, f"n{i}": b.north})
+    where.append("(" + " OR ".join(envelopes) + ")")
+    point = "ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)"
+    sql = (
+        f"SELECT {_COLS}, geom <-> {point} AS deg FROM station WHERE {' AND '.join(where)}"
+        f" ORDER BY geom <-> {point} LIMIT %(n)s"
+    )
+    return sql, params
 
 
 def _envelope_sql(boxes: list[Box], params: dict) -> str:
@@ -38,35 +71,24 @@ class PostgisStore(StationStore):
     _area_wkb_sql = "ST_AsBinary(a.geom)"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
-        where, params, binds = filter_sql(query.filter)
-        params.update(lat=query.lat, lng=query.lng)
-        if query.max_distance_m is not None:
-            where += _envelope_sql(boxes_within(query.lat, query.lng, query.max_distance_m), params)
-        sql = text(
-            f"SELECT {_COLS}, geom <-> {_POINT} AS deg FROM station WHERE true{where} "
-            f"ORDER BY geom <-> {_POINT} LIMIT :n"
-        ).bindparams(*binds)
-        distances: dict[int, float] = {}
+        # The hot path: psycopg directly, with server-side prepared statements (one
+        # per filter shape), on a connection without a transaction around it.
+        sql, params = _nearest_sql(query)
         # Planar degree circles hold ~2x the stations of the geodesic circle at
         # mid latitudes, so 2k + slack usually settles it in one round trip.
         n = 2 * query.limit + 16
-        with self.transaction() as conn:
+        with self.reading() as conn:
+            cursor = conn.connection.driver_connection.cursor()
             while True:
-                rows = conn.execute(sql, {**params, "n": n}).all()
-                hits = rank([row_to_station(r) for r in rows], query, distances)
+                params["n"] = n
+                rows = cursor.execute(sql, params, prepare=True).fetchall()
+                hits = rank([row_to_station(r) for r in rows], query)
                 if len(rows) < n:
-                    return hits  # every matching station has been seen
-                last_deg = rows[-1].deg
-                if len(hits) == query.limit:
-                    radius = hits[-1].distance_m
-                elif query.max_distance_m is not None:
-                    radius = query.max_distance_m
-                else:
-                    radius = None
-                if radius is not None:
-                    needed = max_degree_distance(query.lat, query.lng, boxes_within(query.lat, query.lng, radius))
-                    if last_deg > needed:
-                        return hits
+                    return hits  # every matching station within the search radius has been seen
+                radius = hits[-1].distance_m if len(hits) == query.limit else query.radius_m
+                needed = max_degree_distance(query.lat, query.lng, boxes_within(query.lat, query.lng, radius))
+                if rows[-1][-1] > needed:
+                    return hits  # the index has passed every point that could be nearer
                 n *= 4
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
@@ -81,11 +103,18 @@ class PostgisStore(StationStore):
 
     def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
         cols = ", ".join(WRITE_COLUMNS)
-        changed = " OR ".join(f"station.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in WRITE_COLUMNS[2:])
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS[2:])
+        compared = [c for c in WRITE_COLUMNS if c not in KEY_COLUMNS]
+        changed = " OR ".join(f"station.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
         with self.transaction() as conn:
+            # Imports of the same source run one at a time (a second waits for the
+            # first to commit), and every import writes rows in key order, so two
+            # overlapping imports can never deadlock on each other's rows.
+            for source in sorted({st.source for st in stations}):
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                             {"key": f"yizhan:import:{source}"})
             conn.execute(text(
-                "CREATE TEMP TABLE station_import (LIKE station INCLUDING DEFAULTS)"
+                "CREATE TEMP TABLE station_import (LIKE station INCLUDING DEFAULTS) ON COMMIT DROP"
             ))
             conn.execute(text("ALTER TABLE station_import DROP COLUMN geom, DROP COLUMN id"))
             cursor = conn.connection.driver_connection.cursor()
@@ -100,7 +129,7 @@ class PostgisStore(StationStore):
                 progress(done)
             inserted, updated = conn.execute(text(
                 f"WITH up AS ("
-                f" INSERT INTO station ({cols}) SELECT {cols} FROM station_import"
+                f" INSERT INTO station ({cols}) SELECT {cols} FROM station_import ORDER BY source, source_id"
                 f" ON CONFLICT (source, source_id) DO UPDATE SET {assignments}, updated_at = clock_timestamp()"
                 f" WHERE {changed}"
                 f" RETURNING (xmax = 0) AS inserted)"

@@ -20,13 +20,11 @@ from app.geo.geodesic import Box, boxes_within
 from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
-from app.stations.store import (
-    STATION_COLUMNS, WRITE_COLUMNS, Progress, StationStore, filter_sql, rank,
-    row_to_station,
-)
+from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
+from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
+from app.stations.vocabulary import amenity_mask
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
-_WHOLE_WORLD = [Box(-90.0, -180.0, 90.0, 180.0)]
 _FIRST_RADIUS_M = 400.0
 _BATCH = 20_000
 
@@ -70,32 +68,35 @@ class SqliteStore(StationStore):
     _area_wkb_sql = "a.geom_wkb"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
-        where, base_params, binds = filter_sql(query.filter, "s.")
-        distances: dict[int, float] = {}
-        radius = _FIRST_RADIUS_M
-        if query.max_distance_m is not None:
-            radius = min(radius, query.max_distance_m)
-        with self.transaction() as conn:
+        flt = query.filter
+        params: dict = {}
+        where = ["s.status = 'active'"]
+        if flt.kinds:
+            where.append("s.kind IN (" + ", ".join(f":k{i}" for i in range(len(flt.kinds))) + ")")
+            params.update({f"k{i}": k for i, k in enumerate(flt.kinds)})
+        if flt.amenities:
+            params["amask"] = amenity_mask(flt.amenities)
+            where.append("(s.amenities_yes & :amask) = :amask")
+        limit_radius = query.radius_m
+        radius = min(_FIRST_RADIUS_M, limit_radius)
+        with self.reading() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            if (flt.kinds or flt.amenities) and cursor.execute(
+                "SELECT 1 FROM station_signature g WHERE g.active > 0 AND "
+                + " AND ".join(w.replace("s.", "g.") for w in where[1:]) + " LIMIT 1", params,
+            ).fetchone() is None:
+                return []  # no active station anywhere matches the filter
             while True:
-                boxes = boxes_within(query.lat, query.lng, radius)
-                params = dict(base_params)
-                sql = text(
-                    f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes, params)}{where}"
-                ).bindparams(*binds)
-                stations = [row_to_station(r) for r in conn.execute(sql, params)]
-                hits = rank(stations, query, distances)
-                inside = [h for h in hits if h.distance_m <= radius]
-                if boxes == _WHOLE_WORLD:
-                    return hits  # every matching station has been seen
-                if len(inside) == query.limit:
-                    return inside
-                if query.max_distance_m is not None and radius >= query.max_distance_m:
-                    return inside
+                box_params = dict(params)
+                sql = f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes_within(query.lat, query.lng, radius), box_params)}"
+                sql += "".join(f" AND {w}" for w in where)
+                stations = [row_to_station(r) for r in cursor.execute(sql, box_params)]
+                inside = [h for h in rank(stations, query) if h.distance_m <= radius]
+                if len(inside) == query.limit or radius >= limit_radius:
+                    return inside  # every matching station within ``radius`` has been seen
                 # Grow by the density seen so far: k results need ~sqrt(k/found) x the radius.
                 growth = math.sqrt(query.limit / len(inside)) * 1.2 if inside else 4.0
-                radius *= min(max(growth, 1.5), 4.0)
-                if query.max_distance_m is not None:
-                    radius = min(radius, query.max_distance_m)
+                radius = min(radius * min(max(growth, 1.5), 4.0), limit_radius)
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params, binds = filter_sql(flt, "s.")
@@ -111,8 +112,9 @@ class SqliteStore(StationStore):
     def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
         cols = ", ".join(WRITE_COLUMNS)
         marks = ", ".join("?" for _ in WRITE_COLUMNS)
-        changed = " OR ".join(f"station.{c} IS NOT excluded.{c}" for c in WRITE_COLUMNS[2:])
-        assignments = ", ".join(f"{c} = excluded.{c}" for c in WRITE_COLUMNS[2:])
+        compared = [c for c in WRITE_COLUMNS if c not in KEY_COLUMNS]
+        changed = " OR ".join(f"station.{c} IS NOT excluded.{c}" for c in compared)
+        assignments = ", ".join(f"{c} = excluded.{c}" for c in compared)
         sql = (
             f"INSERT INTO station ({cols}) VALUES ({marks})"
             f" ON CONFLICT (source, source_id) DO UPDATE SET {assignments},"

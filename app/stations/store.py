@@ -10,35 +10,26 @@ proves no unseen station can be nearer than the k-th result.
 """
 from __future__ import annotations
 
-import bisect
-import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+import numpy as np
 import shapely
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
-from app.geo.geodesic import Box, distance_m, lower_bound
+from app.geo.geodesic import Box, distances_m
 from app.stations import hours
 from app.stations.model import (
-    Hit, NearestQuery, NetworkRecord, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
+    STATION_COLUMNS, STATION_FIELDS, Hit, NearestQuery, NetworkRecord, ServiceArea, Station, StationFilter,
+    StationInput, UpsertCounts,
 )
 from app.stations.vocabulary import amenity_mask
 
 Progress = Callable[[int], None]
-
-# Columns every store reads, in Station field order (minus id/timestamps).
-STATION_COLUMNS = (
-    "id", "source", "source_id", "name", "kind", "lat", "lng", "amenities_yes",
-    "amenities_no", "opening_hours", "address", "operator", "access", "fee", "batteries_available",
-    "status", "timezone", "created_at", "updated_at",
-)
-# Columns an import writes (everything but the id and timestamps).
-WRITE_COLUMNS = STATION_COLUMNS[1:-2]
 
 BOX_BATCH = 1000
 
@@ -46,10 +37,24 @@ BOX_BATCH = 1000
 class StationStore(ABC):
     """Stations, searchable by distance and by map area. See PostgisStore, SqliteStore."""
 
-    def __init__(self, bind: Engine | Connection):
+    def __init__(self, bind: Engine | Connection, reader: Engine | None = None):
         # A Connection (tests) is used inside savepoints so the caller can roll back.
         self._bind = bind
+        # Reads go to an autocommit engine when there is one: no BEGIN/COMMIT round trips.
+        self._reader = reader if reader is not None else bind
         self._local = threading.local()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads: the open transaction's if any, else one without a transaction."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+        elif isinstance(self._bind, Connection):
+            yield self._bind
+        else:
+            with self._reader.connect() as conn:
+                yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -95,7 +100,7 @@ class StationStore(ABC):
         """
         found: list[Station] = []
         after_id = 0
-        with self.transaction() as conn:
+        with self.reading() as conn:
             while True:
                 batch = self._box_batch(conn, box, flt, after_id, BOX_BATCH)
                 for station in batch:
@@ -108,7 +113,7 @@ class StationStore(ABC):
                 after_id = batch[-1].id
 
     def get(self, station_id: int) -> Station | None:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 text(f"SELECT {', '.join(STATION_COLUMNS)} FROM station WHERE id = :id"),
                 {"id": station_id},
@@ -116,7 +121,7 @@ class StationStore(ABC):
         return row_to_station(row) if row else None
 
     def count(self) -> int:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             return conn.execute(text("SELECT count(*) FROM station")).scalar_one()
 
     @abstractmethod
@@ -148,11 +153,11 @@ class StationStore(ABC):
                 )
 
     def network_token(self, mode: str) -> str | None:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             return conn.execute(text("SELECT token FROM network WHERE mode = :mode"), {"mode": mode}).scalar()
 
     def load_network(self, mode: str) -> NetworkRecord | None:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 text(
                     "SELECT mode, token, source, node_count, segment_count, road_km, graph, built_at"
@@ -174,7 +179,7 @@ class StationStore(ABC):
     def stations_needing_service_area(self, mode: str, minutes: int, token: str, speed_kmh: float) -> list[Station]:
         """Active stations whose service area is missing, or older than the station, the network or the speed."""
         cols = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
-        with self.transaction() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 text(
                     f"SELECT {cols} FROM station s LEFT JOIN service_area a"
@@ -208,7 +213,7 @@ class StationStore(ABC):
             f"SELECT {cols}, {area_cols}, {self._area_wkb_sql} AS wkb"
             f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
         ).bindparams(*binds)
-        with self.transaction() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sql, params).all()
         return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
 
@@ -274,61 +279,45 @@ SERVICE_AREA_COLUMNS = (
 )
 
 
+_TIME_POSITIONS = tuple(i for i, f in enumerate(STATION_FIELDS) if f.metadata["wire"] == "time")
+
+
 def row_to_station(row) -> Station:
-    m = row._mapping
-    return Station(
-        id=m["id"], source=m["source"], source_id=m["source_id"], name=m["name"],
-        kind=m["kind"], lat=m["lat"], lng=m["lng"], amenities_yes=m["amenities_yes"],
-        amenities_no=m["amenities_no"], opening_hours=m["opening_hours"],
-        address=m["address"], operator=m["operator"], access=m["access"], fee=m["fee"],
-        batteries_available=m["batteries_available"],
-        status=m["status"], timezone=m["timezone"],
-        created_at=_as_utc(m["created_at"]), updated_at=_as_utc(m["updated_at"]),
-    )
+    """A Station from a row of STATION_COLUMNS (in that order; extra trailing columns are ignored)."""
+    values = list(row[:len(STATION_COLUMNS)])
+    for i in _TIME_POSITIONS:
+        values[i] = _as_utc(values[i])
+    return Station(*values)
 
 
-def rank(stations: Sequence[Station], query: NearestQuery, distances: dict[int, float]) -> list[Hit]:
+def rank(stations: Sequence[Station], query: NearestQuery) -> list[Hit]:
     """The first ``query.limit`` stations by (distance, id) that pass the distance and hours filters.
 
-    Exact ellipsoidal distances are costly (~40 µs each), so candidates are
-    visited roughly nearest first and a proven lower bound (geodesic.lower_bound)
-    skips those that cannot beat the current k-th result. ``distances`` caches
-    exact distances by station id across widening rounds.
+    Distances are solved for all candidates in one vectorised call (PROJ's Karney
+    algorithm). Opening hours are evaluated only while walking the sorted list: for
+    the stations returned, and (with ``open_only``) those skipped on the way.
     """
+    if not stations:
+        return []
+    n = len(stations)
+    dist = distances_m(
+        query.lat, query.lng,
+        np.fromiter((st.lat for st in stations), np.float64, n),
+        np.fromiter((st.lng for st in stations), np.float64, n),
+    )
+    order = np.lexsort((np.fromiter((st.id for st in stations), np.int64, n), dist))
     flt = query.filter
-    cos_lat = math.cos(math.radians(query.lat))
-    eligible = []
-    for st in stations:
+    wanted = {hours.OPEN, hours.UNKNOWN} if flt.include_unknown else {hours.OPEN}
+    hits: list[Hit] = []
+    for i in order:
+        d = float(dist[i])
+        if d > query.radius_m:
+            break
+        st = stations[i]
         state = hours.evaluate(st.opening_hours, query.at, st.timezone)
-        if flt.open_only and not (
-            state.state == hours.OPEN or (flt.include_unknown and state.state == hours.UNKNOWN)
-        ):
+        if flt.open_only and state.state not in wanted:
             continue
-        d_lng = abs(st.lng - query.lng) % 360.0
-        rough = (st.lat - query.lat) ** 2 + (min(d_lng, 360.0 - d_lng) * cos_lat) ** 2
-        eligible.append((rough, st, state))
-    eligible.sort(key=lambda e: e[0])
-
-    best: list[tuple[float, int, Station, hours.HoursState]] = []  # sorted by (distance, id), <= limit
-    bound = None
-    bound_radius = math.inf
-    for _, st, state in eligible:
-        radius = best[-1][0] if len(best) == query.limit else math.inf
-        if query.max_distance_m is not None:
-            radius = min(radius, query.max_distance_m)
-        if radius < math.inf:
-            if bound is None or radius < bound_radius / 2:
-                bound, bound_radius = lower_bound(query.lat, query.lng, radius), radius
-            if bound(st.lat, st.lng) > radius:
-                continue
-        d = distances.get(st.id)
-        if d is None:
-            d = distances[st.id] = distance_m(query.lat, query.lng, st.lat, st.lng)
-        if query.max_distance_m is not None and d > query.max_distance_m:
-            continue
-        entry = (d, st.id, st, state)
-        if len(best) == query.limit and entry[:2] >= best[-1][:2]:
-            continue
-        bisect.insort(best, entry, key=lambda e: (e[0], e[1]))
-        del best[query.limit:]
-    return [Hit(st, d, state) for d, _, st, state in best]
+        hits.append(Hit(st, d, state))
+        if len(hits) == query.limit:
+            break
+    return hits
