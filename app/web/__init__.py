@@ -3,16 +3,45 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
 
 from app.stations.vocabulary import KINDS
 from app.web.assets import Assets
 from app.web.tiles import PRESETS, preset
+from app.wechat import origin
 
 bp = Blueprint("web", __name__, template_folder="templates")
 LANGS = ("zh-CN", "en")
 YEAR = 365 * 24 * 3600
+# A host name in ASCII (an internationalised name in its xn-- form), or an IPv6 literal.
+_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]*:[0-9a-f:.]*")
+
+
+def public_url(raw: str | None) -> str:
+    """YIZHAN_PUBLIC_URL checked and without its trailing slash; "" when unset.
+
+    ``https://yizhan.example.cn/`` gives ``https://yizhan.example.cn``; the site's own paths
+    (``/s/5``) are appended to it, so a path prefix names where the proxy mounts the app.
+    """
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if (origin(raw) is None or not _HOST.fullmatch(parts.hostname) or "?" in raw or "#" in raw
+            or any(ch.isspace() or ch == "\\" or not ch.isprintable() for ch in raw)):
+        raise ValueError(
+            "YIZHAN_PUBLIC_URL must be http(s)://host[:port] with an optional path prefix and no query or "
+            f"fragment (an internationalised host in its xn-- form), e.g. https://yizhan.example.cn; got {raw!r}"
+        )
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _site_url() -> str:
+    """The base of absolute URLs: YIZHAN_PUBLIC_URL, else (development) this request's own host."""
+    return current_app.config.get("YIZHAN_PUBLIC_URL") or request.url_root.rstrip("/")
 
 
 def _assets() -> Assets:
@@ -49,8 +78,8 @@ def _shell(title: str, description: str, station=None, status: int = 200):
         lang=lang,
         title=title,
         description=description,
-        canonical=request.base_url,
-        image=request.host_url.rstrip("/") + assets.url("icons/icon-512.png"),
+        canonical=_site_url() + request.path,
+        image=_site_url() + assets.url("icons/icon-512.png"),
         asset=assets.url,
         app_css=assets.read_text("app/app.css"),
         config=page_config,
@@ -137,6 +166,25 @@ def manifest():
     return response
 
 
+def _rebase_redirect(response):
+    """Werkzeug's own redirects (``/s//5`` → ``/s/5``, on pages and API alike) name the Host
+    header's host: point them at the site's URL instead."""
+    location = response.headers.get("Location")
+    own = origin(request.host_url)
+    if not location or own is None or origin(location) != own:
+        return response
+    parts = urlsplit(location)
+    if parts.path.startswith(request.script_root):
+        query = f"?{parts.query}" if parts.query else ""
+        response.headers["Location"] = _site_url() + parts.path[len(request.script_root):] + query
+    return response
+
+
 def init_app(app) -> None:
+    app.config["YIZHAN_PUBLIC_URL"] = public_url(app.config.get("YIZHAN_PUBLIC_URL"))
+    if not app.config["YIZHAN_PUBLIC_URL"] and not (app.debug or app.testing):
+        app.logger.warning("YIZHAN_PUBLIC_URL is not set: share cards, canonical links, redirects and "
+                           "WeChat signing trust each request's Host header. Set it in production.")
     app.extensions["yizhan_assets"] = Assets(app.static_folder)
+    app.after_request(_rebase_redirect)
     app.register_blueprint(bp)
