@@ -1,46 +1,71 @@
-"""Every API error is JSON: {"error": {"code", "message", "field"}}."""
+"""Every API error is JSON: {"error": {"code", "message", "field"}}; this is where they are made."""
 from __future__ import annotations
 
-from flask import jsonify, request
-from sqlalchemy.exc import OperationalError
+from flask import request
+from sqlalchemy.exc import OperationalError, ProgrammingError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 retry_after_s: int | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.retry_after_s = retry_after_s
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None):
-    body = {"error": {"code": code, "message": message, "field": field}}
-    return jsonify(body), status
+def _schema_missing(exc: ProgrammingError) -> bool:
+    """PostgreSQL's "no such table/column" (SQLite reports it as an OperationalError)."""
+    return getattr(exc.orig, "sqlstate", None) in ("42P01", "42703")
 
 
 def register(app, prefix: str) -> None:
     """JSON errors for the API; pages keep Flask's HTML errors."""
+    from app.api.serialize import error, json_response
+
+    def answer(status: int, code: str, message: str, field: str | None = None):
+        return json_response(error(code, message, field), status)
+
+    def unavailable(exc, cause: str):
+        # The cause goes to the log only: answers never show SQL or connection strings.
+        app.logger.error("database unavailable on %s (%s): %s", request.path, cause, getattr(exc, "orig", exc))
+        if not request.path.startswith(prefix):
+            return "Service Unavailable", 503
+        response = answer(503, "unavailable", "The station database is unavailable; try again shortly.")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        response = answer(exc.status, exc.code, exc.message, exc.field)
+        if exc.retry_after_s:
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if not request.path.startswith(prefix):
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        return answer(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError):
-        app.logger.error("database unavailable on %s: %s", request.path, exc.orig)
-        if not request.path.startswith(prefix):
-            return "Service Unavailable", 503
-        return error_response(503, "unavailable", "The station database is unavailable; try again shortly.")
+        return unavailable(exc, "unreachable, timed out, or schema missing")
+
+    @app.errorhandler(PoolTimeout)
+    def _pool_exhausted(exc: PoolTimeout):
+        return unavailable(exc, "no free connection in the pool")
+
+    @app.errorhandler(ProgrammingError)
+    def _schema_not_there(exc: ProgrammingError):
+        if _schema_missing(exc):
+            return unavailable(exc, "schema missing: run `flask --app wsgi db upgrade`")
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         app.logger.exception("unhandled error on %s", request.path)
         if not request.path.startswith(prefix):
             return "Internal Server Error", 500
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return answer(500, "internal_error", "Something went wrong on our side.")

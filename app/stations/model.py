@@ -13,14 +13,16 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_SEARCH_M = 50_000.0
 
 
-def _column(doc: str, default=MISSING, *, public: str | None = "summary", wire: str = "plain"):
+def _column(doc: str, default=MISSING, *, public: str | None = "summary", wire: str = "plain",
+            json: str | None = None):
     """A station field: its meaning, whether and where answers show it, and how it is written.
 
     ``public``: "summary" (every answer), "detail" (one station's page) or None (never).
     ``wire``: how the serializer writes it: "plain", "coordinate" (in the caller's system),
-    "amenities" (a bit mask as names), "time" (ISO 8601).
+    "amenities" (a bit mask as a list of names), "time" (ISO 8601).
+    ``json``: its name in answers, when not the field's own.
     """
-    return field(default=default, metadata={"doc": doc, "public": public, "wire": wire})
+    return field(default=default, metadata={"doc": doc, "public": public, "wire": wire, "json": json})
 
 
 # The station declaration. Store columns, row mapping, the import's write list, JSON
@@ -36,7 +38,7 @@ class StationInput:
     kind: str = _column("What the station is (see /meta).")
     lat: float = _column("Latitude, in the answer's coordinate system.", wire="coordinate")
     lng: float = _column("Longitude, in the answer's coordinate system.", wire="coordinate")
-    amenities_yes: int = _column("Amenities the station has.", 0, wire="amenities")
+    amenities_yes: int = _column("Amenities the station has.", 0, wire="amenities", json="amenities")
     amenities_no: int = _column("Amenities it is known not to have; the rest are unknown.", 0, wire="amenities")
     opening_hours: str | None = _column("Opening hours in OpenStreetMap syntax; null when unknown.", None)
     address: str | None = _column("Street address.", None)

@@ -1,0 +1,227 @@
+"""Query parameters of every /api/v1 endpoint, declared once as pydantic models.
+
+The limits come from the domain's own declarations (vocabulary, modes, search radius);
+validation, the 400 answers and the OpenAPI parameters all follow from these models.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from app.api.contract import Args
+from app.geo.coordsys import COORDSYS, WGS84, to_wgs84
+from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
+from app.stations.model import MAX_SEARCH_M, StationFilter
+from app.stations.vocabulary import AMENITIES, KINDS
+
+# Plain ASCII decimal notation only: no "１２" (full-width), "1_0", "0x1A" or "inf".
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
+def _ascii_number(value):
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        if value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise PydanticCustomError("finite_number", "not a finite number")
+        raise PydanticCustomError("float_parsing", "not a number")
+    return value
+
+
+def _ascii_integer(value):
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise PydanticCustomError("int_parsing", "not a whole number")
+    return value
+
+
+def _comma_list(value):
+    if isinstance(value, str):
+        return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    return value
+
+
+def _flag(value):
+    if isinstance(value, str):
+        if value not in _FLAGS:
+            raise PydanticCustomError("literal_error", "must be 1 or 0", {"expected": "'1' or '0'"})
+        return _FLAGS[value]
+    return value
+
+
+def _instant(value):
+    """ISO 8601; a '+' in an offset often arrives as a space (unencoded query strings)."""
+    if not isinstance(value, str):
+        return value
+    text = value.replace(" ", "+") if value.count(" ") == 1 and "T" in value else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PydanticCustomError(
+            "invalid_parameter", "'at' must be an ISO 8601 time such as 2026-05-01T08:30:00+08:00.") from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise PydanticCustomError("out_of_range", f"'at' must be between the years {FIRST_YEAR} and {LAST_YEAR}.")
+    return parsed
+
+
+def _bbox(value):
+    if not isinstance(value, str):
+        return value
+    parts = value.split(",")
+    if len(parts) != 4:
+        raise PydanticCustomError("invalid_parameter", "'bbox' must be minLng,minLat,maxLng,maxLat.")
+    if not all(_NUMBER.fullmatch(p.strip()) for p in parts):
+        raise PydanticCustomError("invalid_parameter", "'bbox' must be four numbers: minLng,minLat,maxLng,maxLat.")
+    min_lng, min_lat, max_lng, max_lat = (float(p) for p in parts)
+    if not (-180 <= min_lng <= 180 and -180 <= max_lng <= 180 and -90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        raise PydanticCustomError(
+            "out_of_range", "'bbox' longitudes must be within ±180 and latitudes within ±90.")
+    if min_lng > max_lng or min_lat > max_lat:
+        raise PydanticCustomError("invalid_parameter", "'bbox' is inverted: it must be minLng,minLat,maxLng,maxLat.")
+    return min_lng, min_lat, max_lng, max_lat
+
+
+def _number(lo: float, hi: float, doc: str):
+    return Annotated[float, BeforeValidator(_ascii_number), Field(ge=lo, le=hi, description=doc)]
+
+
+def _integer(lo: int, hi: int, doc: str):
+    return Annotated[int, BeforeValidator(_ascii_integer), Field(ge=lo, le=hi, description=doc)]
+
+
+Latitude = _number(-90, 90, "Latitude, in `coordsys`.")
+Longitude = _number(-180, 180, "Longitude, in `coordsys`.")
+Coordsys = Annotated[Literal[COORDSYS], Field(description="Coordinate system of the question (and, by default, the answer).")]
+OutCoordsys = Annotated[Literal[COORDSYS] | None, Field(
+    description="Coordinate system of the answer, if not `coordsys` (e.g. a GCJ-02 position from WeChat shown on "
+                "a WGS-84 map).")]
+Kinds = Annotated[tuple[Literal[tuple(KINDS)], ...], BeforeValidator(_comma_list), Field(
+    description="Comma list: stations of any of these kinds.")]
+Amenities = Annotated[tuple[Literal[tuple(AMENITIES)], ...], BeforeValidator(_comma_list), Field(
+    description="Comma list: stations that have all of these.")]
+# Documented as the strings a query carries; absent means "0".
+Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"type": "string", "enum": list(_FLAGS)}),
+                 Field(json_schema_extra={"default": "0"})]
+Instant = Annotated[datetime | None, BeforeValidator(_instant), WithJsonSchema({
+    "type": "string", "format": "date-time",
+    "pattern": rf"^(19[0-9][0-9]|2[01][0-9][0-9]|{LAST_YEAR})-",
+    "description": f"ISO 8601 time for the open state (default now; no offset means the service's time zone); "
+                   f"years {FIRST_YEAR}–{LAST_YEAR}.",
+})]
+BBox = Annotated[tuple[float, float, float, float], BeforeValidator(_bbox), WithJsonSchema({
+    "type": "array", "minItems": 4, "maxItems": 4,
+    "prefixItems": [
+        {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
+        {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
+    ],
+    "items": False,
+    "description": "minLng,minLat,maxLng,maxLat in `coordsys` (min ≤ max).",
+})]
+Mode = Annotated[Literal[MODE_NAMES], Field(description="Travel mode; speeds are in /meta.")]
+Minutes = _integer(MIN_MINUTES, MAX_MINUTES, "Travel time budget in minutes.")
+
+
+# -- shared groups ---------------------------------------------------------------
+
+
+class Answered(Args):
+    coordsys: Coordsys = WGS84
+    out_coordsys: OutCoordsys = None
+
+    @property
+    def answer_in(self) -> str:
+        return self.out_coordsys or self.coordsys
+
+
+class Located(Answered):
+    lat: Latitude
+    lng: Longitude
+
+    @property
+    def point(self) -> tuple[float, float]:
+        """The question's point in WGS-84."""
+        return to_wgs84(self.lat, self.lng, self.coordsys)
+
+
+class Filtered(Args):
+    kind: Kinds = ()
+    amenity: Amenities = ()
+
+    def station_filter(self) -> StationFilter:
+        return StationFilter(kinds=self.kind, amenities=self.amenity)
+
+
+class Timed(Filtered):
+    open_now: Annotated[Flag, Field(description="Only stations open at `at`.")] = False
+    include_unknown: Annotated[Flag, Field(description="With open_now: also stations whose hours are unknown.")] = False
+    at: Instant = None
+
+    def station_filter(self) -> StationFilter:
+        return StationFilter(kinds=self.kind, amenities=self.amenity, open_only=self.open_now,
+                             include_unknown=self.include_unknown)
+
+    def instant(self, tz: str) -> datetime:
+        """``at`` (read in ``tz`` when it has no offset), or now."""
+        if self.at is None:
+            return datetime.now(ZoneInfo(tz))
+        return self.at if self.at.tzinfo else self.at.replace(tzinfo=ZoneInfo(tz))
+
+
+class Travel(Args):
+    mode: Mode = DEFAULT_MODE
+    minutes: Minutes = DEFAULT_MINUTES
+
+
+class Boxed(Answered):
+    bbox: BBox
+
+    @property
+    def box_wgs84(self):
+        """The box's corners in WGS-84: (south, west, north, east)."""
+        min_lng, min_lat, max_lng, max_lat = self.bbox
+        south, west = to_wgs84(min_lat, min_lng, self.coordsys)
+        north, east = to_wgs84(max_lat, max_lng, self.coordsys)
+        return south, west, north, east
+
+
+# -- per endpoint ------------------------------------------------------------------
+
+MAX_NEAREST, MAX_BOX, MAX_CIRCLE = 100, 5000, 200
+
+
+class NearestArgs(Located, Timed):
+    limit: _integer(1, MAX_NEAREST, "How many stations.") = 10
+    max_distance: Annotated[float | None, BeforeValidator(_ascii_number), Field(
+        ge=0, le=MAX_SEARCH_M,
+        description=f"Metres; the search never looks farther than {MAX_SEARCH_M:,.0f} m.")] = None
+
+
+class BoxArgs(Boxed, Filtered):
+    limit: _integer(1, MAX_BOX, "At most this many features; `truncated` says when more matched.") = 500
+
+
+class DetailArgs(Answered):
+    at: Instant = None
+
+    instant = Timed.instant
+
+
+class CircleArgs(Located, Timed, Travel):
+    limit: _integer(1, MAX_CIRCLE, "How many stations.") = 50
+
+
+class ServiceAreaArgs(Answered, Travel):
+    pass
+
+
+class ServingArgs(Located, Filtered, Travel):
+    pass
+
+
+class CoverageArgs(Boxed, Filtered, Travel):
+    pass

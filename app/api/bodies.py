@@ -1,0 +1,241 @@
+"""What /api/v1 answers, declared as pydantic models: the OpenAPI schemas come from here.
+
+Station fields are not repeated: their models are made from the station declaration
+(app.stations.model), so a new field there appears in the document by itself. The
+serializer (app.api.serialize) writes bodies of these shapes; the schema-driven tests
+validate real answers against them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from app.geo.coordsys import COORDSYS
+from app.network.modes import MODE_NAMES
+from app.stations.model import STATION_FIELDS
+from app.stations.vocabulary import ACCESS, AMENITIES, KINDS, OPEN_STATES
+
+Coordsys = Literal[COORDSYS]
+AmenityName = Literal[tuple(AMENITIES)]
+OpenState = Literal[tuple(OPEN_STATES)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Point(Body):
+    lat: float
+    lng: float
+
+
+class Geometry(Body):
+    """A GeoJSON geometry (Polygon, MultiPolygon, or an empty GeometryCollection)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+# -- stations, from the declaration ----------------------------------------------
+
+# Closed vocabularies are published as enums rather than plain strings.
+_ENUMS: dict[str, Any] = {
+    "kind": Literal[tuple(KINDS)],
+    "access": Literal[tuple(ACCESS)],
+    "fee": Literal["yes", "no"] | None,
+    "status": Literal["active", "closed", "removed"],
+}
+_WIRE_TYPES = {"coordinate": float, "amenities": list[AmenityName], "time": datetime | None}
+
+
+def _station_fields(levels: tuple[str, ...], *, coordinates: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in STATION_FIELDS:
+        meta = f.metadata
+        if meta["public"] not in levels or (meta["wire"] == "coordinate" and not coordinates):
+            continue
+        annotation = _ENUMS.get(f.name) or _WIRE_TYPES.get(meta["wire"]) or _annotation(f)
+        out[meta["json"] or f.name] = (annotation, Field(description=meta["doc"]))
+    return out
+
+
+def _annotation(f) -> Any:
+    # dataclass annotations are strings under `from __future__ import annotations`.
+    return eval(f.type, {"datetime": datetime}) if isinstance(f.type, str) else f.type  # noqa: S307 (our own source)
+
+
+_OPEN_FIELDS: dict[str, Any] = {
+    "open_state": (OpenState | None, Field(None, description="open, closed or unknown — never folded together.")),
+    "next_change": (datetime | None, Field(None, description="When the open state changes next, if within a week.")),
+}
+
+Station = create_model("Station", __base__=Body, **_station_fields(("summary",)), **_OPEN_FIELDS)
+StationProperties = create_model("StationProperties", __base__=Body, **_station_fields(("summary",), coordinates=False))
+StationDetail = create_model(
+    "StationDetail", __base__=Station, **_station_fields(("detail",)),
+    amenity_states=(dict[AmenityName, Literal["yes", "no", "unknown"]],
+                    Field(description="Every amenity with its state.")),
+)
+
+
+class NearestHit(Station):
+    distance_m: float = Field(description="Geodesic distance on the WGS-84 ellipsoid.")
+
+
+class NearestAnswer(Body):
+    coordsys: Coordsys
+    origin: Point
+    at: datetime
+    count: int
+    results: list[NearestHit]
+
+
+class PointGeometry(Body):
+    type: Literal["Point"]
+    coordinates: tuple[float, float]
+
+
+class StationFeature(Body):
+    type: Literal["Feature"]
+    id: int
+    geometry: PointGeometry
+    properties: StationProperties
+
+
+class StationCollection(Body):
+    type: Literal["FeatureCollection"]
+    features: list[StationFeature]
+    numberReturned: int
+    limit: int
+    truncated: bool = Field(description="More stations matched than `limit`.")
+    coordsys: Coordsys
+
+
+class CircleHit(Station):
+    distance_m: float
+    network_distance_m: float | None = Field(description="Along the road network; null for `method: radius`.")
+    travel_minutes: float
+
+
+class ServiceCircle(Body):
+    method: Literal["network", "radius"]
+    reason: Literal["off_network", "no_network"] | None
+    mode: Literal[MODE_NAMES]
+    minutes: float
+    speed_kmh: float
+    coordsys: Coordsys
+    origin: Point
+    polygon: Geometry
+    area_km2: float
+    count: int
+    truncated: bool
+    results: list[CircleHit]
+
+
+class ServiceArea(Body):
+    station_id: int
+    mode: Literal[MODE_NAMES]
+    minutes: int
+    coordsys: Coordsys
+    area_km2: float
+    road_km: float
+    on_network: bool
+    computed_at: datetime | None
+    polygon: Geometry
+
+
+class Serving(Body):
+    mode: Literal[MODE_NAMES]
+    minutes: int
+    coordsys: Coordsys
+    count: int
+    results: list[Station]
+
+
+class StationBrief(Body):
+    id: int
+    name: str
+    kind: Literal[tuple(KINDS)]
+    road_km: float
+    area_km2: float
+
+
+class Coverage(Body):
+    mode: Literal[MODE_NAMES]
+    minutes: int
+    coordsys: Coordsys
+    stations: int
+    stations_without_service_area: int
+    road_km: float
+    served_road_km: float
+    served_road_share: float | None
+    served: Geometry
+    unserved: Geometry
+    serving_most: list[StationBrief]
+    serving_least: list[StationBrief]
+
+
+class Labels(Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    zh_CN: str = Field(alias="zh-CN")
+    en: str
+
+
+class Term(Body):
+    id: str
+    labels: Labels
+
+
+class KindTerm(Term):
+    core_amenity: AmenityName | None
+
+
+class ModeTerm(Term):
+    speed_kmh: float
+    metres_per_minute: float
+
+
+class Limits(Body):
+    nearest: int
+    bbox: int
+    service_circle: int
+    max_distance_m: float
+    minutes: dict[str, int]
+    snap_max_m: float
+
+
+class Meta(Body):
+    kinds: list[KindTerm]
+    amenities: list[Term]
+    access: list[Term]
+    open_states: list[Term]
+    modes: list[ModeTerm]
+    coordsys: list[Coordsys]
+    timezone: str
+    limits: Limits
+
+
+class JsSdkConfig(Body):
+    appId: str
+    timestamp: int
+    nonceStr: str
+    signature: str
+
+
+class OpenApiDocument(BaseModel):
+    """This document."""
+
+    model_config = ConfigDict(extra="allow")
+    openapi: str
+
+
+class ErrorDetail(Body):
+    code: str
+    message: str
+    field: str | None
+
+
+class Error(Body):
+    error: ErrorDetail
