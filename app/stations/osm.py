@@ -10,6 +10,20 @@ from app.stations.vocabulary import KINDS
 _YES = {"yes", "designated"}
 _PUBLIC_ACCESS = {None, "yes", "public", "permissive"}
 
+# Every tag station_fields reads. OSM tag values are text; a GeoJSON file may hold anything.
+TAGS_READ = (
+    "amenity", "access", "bicycle", "name:zh", "name", "wheelchair", "changing_table", "diaper",
+    "drinking_water", "fee", "opening_hours", "operator", "addr:street", "addr:housenumber",
+)
+
+
+class TagNotText(ValueError):
+    """A tag station_fields reads holds something other than text (only possible in GeoJSON)."""
+
+    def __init__(self, key: str, value: object):
+        super().__init__(f"tag {key} is not text")
+        self.key, self.value = key, value
+
 
 def _three_state(value: str | None) -> str | None:
     if value in _YES:
@@ -20,7 +34,14 @@ def _three_state(value: str | None) -> str | None:
 
 
 def station_fields(tags: dict) -> dict | None:
-    """Our record fields (kind, name, amenities, …) for an OSM object's tags, or None."""
+    """Our record fields (kind, name, amenities, …) for an OSM object's tags, or None.
+
+    ``amenities`` is a dict of amenity name -> "yes" | "no" (unknown ones left out).
+    Raises TagNotText if a tag it reads is not a string.
+    """
+    for key in TAGS_READ:
+        if tags.get(key) is not None and not isinstance(tags[key], str):
+            raise TagNotText(key, tags[key])
     amenity = tags.get("amenity")
     amenities: dict[str, str | None] = {}
     if amenity == "toilets":
@@ -44,7 +65,7 @@ def station_fields(tags: dict) -> dict | None:
     return {
         "kind": kind,
         "name": tags.get("name:zh") or tags.get("name") or KINDS[kind]["zh-CN"],
-        "amenities": ";".join(f"{a}={v}" for a, v in amenities.items() if v),
+        "amenities": {name: state for name, state in amenities.items() if state},
         "opening_hours": tags.get("opening_hours"),
         "operator": tags.get("operator"),
         "address": _address(tags),
