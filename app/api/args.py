@@ -41,8 +41,9 @@ def _ascii_integer(value):
 
 
 def _comma_list(value):
+    """'a,b,a' -> ('a', 'b'); items are taken as written (no spaces, no empty items)."""
     if isinstance(value, str):
-        return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+        return tuple(dict.fromkeys(value.split(",")))
     return value
 
 
@@ -86,12 +87,13 @@ def _bbox(value):
     return min_lng, min_lat, max_lng, max_lat
 
 
+# Constraints before the text check, so they land in the schema as minimum/maximum.
 def _number(lo: float, hi: float, doc: str):
-    return Annotated[float, BeforeValidator(_ascii_number), Field(ge=lo, le=hi, description=doc)]
+    return Annotated[float, Field(ge=lo, le=hi, description=doc), BeforeValidator(_ascii_number)]
 
 
 def _integer(lo: int, hi: int, doc: str):
-    return Annotated[int, BeforeValidator(_ascii_integer), Field(ge=lo, le=hi, description=doc)]
+    return Annotated[int, Field(ge=lo, le=hi, description=doc), BeforeValidator(_ascii_integer)]
 
 
 Latitude = _number(-90, 90, "Latitude, in `coordsys`.")
@@ -100,10 +102,10 @@ Coordsys = Annotated[Literal[COORDSYS], Field(description="Coordinate system of 
 OutCoordsys = Annotated[Literal[COORDSYS] | None, Field(
     description="Coordinate system of the answer, if not `coordsys` (e.g. a GCJ-02 position from WeChat shown on "
                 "a WGS-84 map).")]
-Kinds = Annotated[tuple[Literal[tuple(KINDS)], ...], BeforeValidator(_comma_list), Field(
-    description="Comma list: stations of any of these kinds.")]
-Amenities = Annotated[tuple[Literal[tuple(AMENITIES)], ...], BeforeValidator(_comma_list), Field(
-    description="Comma list: stations that have all of these.")]
+Kinds = Annotated[tuple[Literal[tuple(KINDS)], ...], Field(
+    min_length=1, description="Comma list: stations of any of these kinds."), BeforeValidator(_comma_list)]
+Amenities = Annotated[tuple[Literal[tuple(AMENITIES)], ...], Field(
+    min_length=1, description="Comma list: stations that have all of these."), BeforeValidator(_comma_list)]
 # Documented as the strings a query carries; absent means "0".
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"type": "string", "enum": list(_FLAGS)}),
                  Field(json_schema_extra={"default": "0"})]
@@ -196,9 +198,7 @@ MAX_NEAREST, MAX_BOX, MAX_CIRCLE = 100, 5000, 200
 
 class NearestArgs(Located, Timed):
     limit: _integer(1, MAX_NEAREST, "How many stations.") = 10
-    max_distance: Annotated[float | None, BeforeValidator(_ascii_number), Field(
-        ge=0, le=MAX_SEARCH_M,
-        description=f"Metres; the search never looks farther than {MAX_SEARCH_M:,.0f} m.")] = None
+    max_distance: _number(0, MAX_SEARCH_M, f"Metres; the search never looks farther than {MAX_SEARCH_M:,.0f} m.") | None = None
 
 
 class BoxArgs(Boxed, Filtered):

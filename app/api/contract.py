@@ -85,9 +85,15 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
 def parse(model: type[Args], multidict) -> Args:
     """Validate the query string into ``model``; the first problem becomes a 400 naming its parameter.
 
-    An empty value counts as absent (``?kind=`` is no filter; ``?lat=`` is a missing latitude).
+    An empty value is no value: missing where the parameter is required, bad otherwise.
     """
-    raw = {name: value for name, value in multidict.items() if value.strip() != ""}
+    raw = {}
+    for name, value in multidict.items():
+        if value.strip() == "" and name in model.model_fields:
+            if model.model_fields[name].is_required():
+                raise ApiError(400, "missing_parameter", f"'{name}' is required.", name)
+            raise ApiError(400, "invalid_parameter", f"'{name}' is empty; leave it out instead.", name)
+        raw[name] = value
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -191,7 +197,7 @@ def _query_parameters(model: type[Args]) -> list[dict]:
         description = prop.pop("description", None)
         prop.pop("title", None)
         # A query parameter is absent rather than null: document the value's own type.
-        if prop.get("default", ...) is None:
+        if prop.get("default", ...) in (None, []):  # absent means "no filter", not an empty list
             del prop["default"]
         options = [o for o in prop.get("anyOf", ()) if o != {"type": "null"}]
         if "anyOf" in prop and len(options) == 1:

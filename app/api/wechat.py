@@ -15,7 +15,7 @@ from app.wechat import WeChatBackoff, WeChatError, origin
 
 class JsSdkArgs(Args):
     url: Annotated[str, Field(
-        max_length=2000, pattern=r"^https?://[^\s/?#]+",
+        max_length=2000, pattern=r"^https?://[^/?#]+",
         description="A page of this site (YIZHAN_PUBLIC_URL's scheme, host and port), without its #fragment.")]
 
 
