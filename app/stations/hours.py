@@ -3,17 +3,29 @@
 "unknown" (no hours recorded, or hours that say ``unknown``) is never folded into
 "closed": a person with a child will still walk to a toilet whose hours are unknown,
 but not to one known to be shut.
+
+Evaluation is cheap and bounded: the parser is asked only for the state intervals
+between the instant and ``NEXT_CHANGE_HORIZON`` later (its own ``next_change`` searches
+years ahead when the state never changes, taking most of a second for
+``Mo-Su 00:00-24:00``), and results are kept per (hours, time zone, local minute), since
+every station sharing those hours has the same answer all minute long.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import opening_hours
 
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
+
+# How far ahead a next change is looked for. Any weekly timetable changes within 7 days,
+# so 8 covers every weekly change; rarer ones (a holiday, "Su[1]") further away are not reported.
+NEXT_CHANGE_HORIZON = timedelta(days=8)
+# OSM hours have minute resolution: the parser is asked up to and including the horizon's minute.
+_MINUTE = timedelta(minutes=1)
 
 
 class InvalidHours(ValueError):
@@ -23,7 +35,9 @@ class InvalidHours(ValueError):
 @dataclass(frozen=True)
 class HoursState:
     state: str  # open | closed | unknown
-    next_change: datetime | None  # aware, in the station's time zone; None if never/unknown
+    # When ``state`` next changes: aware, in the station's time zone. None means no change
+    # within NEXT_CHANGE_HORIZON (e.g. "24/7"), or hours that are unknown or unreadable.
+    next_change: datetime | None
 
 
 @lru_cache(maxsize=4096)
@@ -52,12 +66,28 @@ def evaluate(text: str | None, at: datetime, tz: str) -> HoursState:
     """
     if not text:
         return HoursState(UNKNOWN, None)
-    zone = _zone(tz)
-    local = at.astimezone(zone).replace(tzinfo=None)
+    local = at.astimezone(_zone(tz)).replace(tzinfo=None)
+    return _evaluate_local_minute(text, tz, local.replace(second=0, microsecond=0))
+
+
+# lru_cache keeps its table coherent under threads (gthread workers); at worst two threads
+# compute the same entry once each. 16,384 entries of ~300 bytes: a few MB per worker.
+@lru_cache(maxsize=16384)
+def _evaluate_local_minute(text: str, tz: str, local: datetime) -> HoursState:
+    """``evaluate`` for the naive local wall-clock minute ``local``: the same all minute long."""
     try:
         parsed = _parse(text)
     except InvalidHours:
         return HoursState(UNKNOWN, None)
-    state, _comment = parsed.state(local)
-    change = parsed.next_change(local)
-    return HoursState(str(state), change.replace(tzinfo=zone) if change else None)
+    # Intervals come split by comment as well as by state; the first one of another state
+    # is the change. The window ends one minute past the horizon, so that a change exactly
+    # at the horizon is seen, and nothing beyond it.
+    state = None
+    for start, _end, interval_state, _comment in parsed.intervals(local, local + NEXT_CHANGE_HORIZON + _MINUTE):
+        if state is None:
+            state = str(interval_state)
+        elif str(interval_state) != state:
+            if start - local > NEXT_CHANGE_HORIZON:
+                break
+            return HoursState(state, start.replace(tzinfo=_zone(tz)))
+    return HoursState(state or UNKNOWN, None)  # the window is never empty; unknown, never closed, if it were
