@@ -8,11 +8,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser db demo run test bench bench-network bench-lighthouse clean
+.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-lighthouse clean
 
-## setup: everything `run` and `test` need (idempotent)
-setup: python db demo browser
+## setup: everything `run`, `test` and the benchmarks need (idempotent)
+setup: python db demo browser tools
 	@PY=$(PY) scripts/ensure-postgis.sh >/dev/null
+
+## tools: wrk, the HTTP load generator of bench-throughput
+tools:
+	@scripts/ensure-wrk.sh
 
 ## browser: Debian's Chromium and CJK fonts for the browser tests
 browser:
@@ -54,6 +58,11 @@ bench: python
 bench-network: python
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  BENCH_DATABASE_URL="$$url" $(PY) bench/isochrone.py $(BENCH_ARGS)
+
+## bench-throughput: HTTP req/s of nearest (both stores) beside a bare Flask view, gunicorn + wrk
+bench-throughput: python tools
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$url" $(PY) bench/throughput.py $(BENCH_ARGS)
 
 ## bench-lighthouse: Lighthouse (mobile) scores for the page, served by gunicorn with the demo data
 bench-lighthouse: python browser demo

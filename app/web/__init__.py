@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
 
+from app.network.modes import DEFAULT_MINUTES, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
 from app.stations.vocabulary import KINDS
 from app.web.assets import Assets
 from app.web.tiles import PRESETS, preset
@@ -72,6 +73,10 @@ def _shell(title: str, description: str, station=None, status: int = 200):
         "defaultCenter": [27.83, 113.15],
         "description": description,
         "icon": assets.url("icons/icon-512.png"),
+        # Travel modes and their speeds, as /api/v1/meta publishes them (for before it answers).
+        "modes": [{"id": name, "metres_per_minute": round(kmh * 1000 / 60, 3)}
+                  for name, kmh in cfg["YIZHAN_SPEEDS_KMH"].items()],
+        "minutes": {"min": MIN_MINUTES, "max": MAX_MINUTES, "default": DEFAULT_MINUTES},
     }
     html = render_template(
         "app.html",
@@ -85,6 +90,7 @@ def _shell(title: str, description: str, station=None, status: int = 200):
         config=page_config,
         messages=assets.messages(lang),
         station=station,
+        circles=[{"token": f"{name}{DEFAULT_MINUTES}", "mode": name} for name in MODE_NAMES],
     )
     response = make_response(html, status)
     # Network-first everywhere: WeChat must not keep an old page that names old assets.

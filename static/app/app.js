@@ -10,7 +10,8 @@
   var MAP_SYS = CONFIG.tiles.coordsys; // markers are drawn in the base map's coordinate system
   var CHIPS = ["toilet", "accessible_toilet", "baby_change", "drinking_water", "hot_water",
     "battery_swap", "ebike_charging", "rest_area", "microwave"];
-  var SPEED = { walk: 80, ebike: 250 }; // metres per minute: 4.8 and 15 km/h
+  // Travel modes come from the server (app/network/modes.py); their speeds from /api/v1/meta.
+  var MODES = CONFIG.modes;
   var UA = navigator.userAgent || "";
   var IN_WECHAT = /MicroMessenger/i.test(UA);
   var IN_MINIPROGRAM = /miniProgram/i.test(UA) || window.__wxjs_environment === "miniprogram";
@@ -20,7 +21,7 @@
     origin: null, // the same place in MAP_SYS, as the server converted it
     amenities: [],
     open: false,
-    circle: "", // "", "walk15" or "ebike15"
+    circle: null, // {mode, minutes} while the service circle is on
     zoom: 15,
     meta: null,
     results: [],
@@ -133,6 +134,22 @@
     mapSys: MAP_SYS
   };
 
+  // -- travel modes ----------------------------------------------------------------------
+  // A circle is written "<mode><minutes>" in URLs and buttons (circle=walk15).
+  function parseCircle(token) {
+    var found = /^([a-z_]+?)([0-9]+)$/.exec(token || "");
+    if (!found) return null;
+    var known = MODES.some(function (m) { return m.id === found[1]; });
+    var minutes = parseInt(found[2], 10);
+    if (!known || minutes < CONFIG.minutes.min || minutes > CONFIG.minutes.max) return null;
+    return { mode: found[1], minutes: minutes };
+  }
+  function circleToken(circle) { return circle ? circle.mode + circle.minutes : ""; }
+  function metresPerMinute(mode) {
+    var known = ((state.meta && state.meta.modes) || []).filter(function (m) { return m.id === mode; })[0];
+    return known ? known.metres_per_minute : MODES.filter(function (m) { return m.id === mode; })[0].metres_per_minute;
+  }
+
   // -- URL state ----------------------------------------------------------------------
   function readUrl() {
     var q = new URLSearchParams(location.search);
@@ -140,7 +157,7 @@
     if (isFinite(lat) && isFinite(lng)) state.place = { lat: lat, lng: lng, sys: q.get("coordsys") || "wgs84" };
     state.amenities = (q.get("amenity") || "").split(",").filter(Boolean);
     state.open = q.get("open") === "1";
-    state.circle = ["walk15", "ebike15"].indexOf(q.get("circle")) >= 0 ? q.get("circle") : "";
+    state.circle = parseCircle(q.get("circle"));
     state.zoom = parseInt(q.get("z"), 10) || 15;
   }
   function writeUrl() {
@@ -154,7 +171,7 @@
     if (map) q.set("z", String(map.getZoom()));
     if (state.amenities.length) q.set("amenity", state.amenities.join(","));
     if (state.open) q.set("open", "1");
-    if (state.circle) q.set("circle", state.circle);
+    if (state.circle) q.set("circle", circleToken(state.circle));
     var search = q.toString();
     history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
   }
@@ -262,8 +279,8 @@
     if (state.amenities.length) q.set("amenity", state.amenities.join(","));
     if (state.open) { q.set("open_now", "1"); q.set("include_unknown", "0"); }
     if (state.circle) {
-      q.set("mode", state.circle.replace("15", ""));
-      q.set("minutes", "15");
+      q.set("mode", state.circle.mode);
+      q.set("minutes", String(state.circle.minutes));
       q.set("limit", "50");
       return API + "/service-circle?" + q.toString();
     }
@@ -296,7 +313,7 @@
   function render(body) {
     state.results = body.results || [];
     state.origin = body.origin || null;
-    var circle = state.circle ? state.circle.replace("15", "") : "";
+    var circle = state.circle ? state.circle.mode : "";
     document.getElementById("list-title").textContent = t(circle ? "list.title_circle" : "list.title");
     var note = document.getElementById("circle-note");
     if (circle) {
@@ -311,7 +328,7 @@
     state.results.forEach(function (s) {
       var d = s.distance_m;
       var minutes = circle ? t("minutes.travel", { n: Math.ceil(s.travel_minutes), mode: t("circle." + circle) }) :
-        t("minutes.walk", { n: Math.max(1, Math.ceil(d / SPEED.walk)) }) + " · " + t("minutes.ebike", { n: Math.max(1, Math.ceil(d / SPEED.ebike)) });
+        MODES.map(function (m) { return t("minutes." + m.id, { n: Math.max(1, Math.ceil(d / metresPerMinute(m.id))) }); }).join(" · ");
       var button = el("button", { type: "button", class: "item", "data-id": String(s.id) }, [
         el("span", { class: "badge k-" + s.kind, "aria-hidden": "true", text: t("badge." + s.kind) }),
         el("span", { class: "item-main" }, [
@@ -430,9 +447,9 @@
   }
   function bindCircle() {
     Array.prototype.forEach.call(document.querySelectorAll(".seg"), function (b) {
-      b.setAttribute("aria-pressed", String(b.getAttribute("data-circle") === state.circle));
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-circle") === circleToken(state.circle)));
       b.addEventListener("click", function () {
-        state.circle = b.getAttribute("data-circle");
+        state.circle = parseCircle(b.getAttribute("data-circle"));
         Array.prototype.forEach.call(document.querySelectorAll(".seg"), function (x) { x.setAttribute("aria-pressed", String(x === b)); });
         load();
       });
