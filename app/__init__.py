@@ -36,13 +36,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app.network.service import GraphCache
     from app.stations.backends import store_for
-    from app.stations.sqlite import configure_engine
+    from app.stations.sqlite import configure_engine, read_only
 
     with app.app_context():
         engine = db.engine
-        reader = None
         if engine.dialect.name == "sqlite":
             configure_engine(engine)
+            reader = read_only(engine)
         else:
             # Reads run without BEGIN/COMMIT round trips on their own small pool.
             reader = engine.execution_options(isolation_level="AUTOCOMMIT")

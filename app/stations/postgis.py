@@ -16,7 +16,7 @@ from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
-from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
+from app.stations.store import Progress, StationStore, driver_cursor, filter_sql, rank, row_to_station
 from app.stations.vocabulary import amenity_mask
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -77,8 +77,7 @@ class PostgisStore(StationStore):
         # Planar degree circles hold ~2x the stations of the geodesic circle at
         # mid latitudes, so 2k + slack usually settles it in one round trip.
         n = 2 * query.limit + 16
-        with self.reading() as conn:
-            cursor = conn.connection.driver_connection.cursor()
+        with self.reading() as conn, driver_cursor(conn) as cursor:
             while True:
                 params["n"] = n
                 rows = cursor.execute(sql, params, prepare=True).fetchall()

@@ -21,11 +21,14 @@ from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
-from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
+from app.stations.store import Progress, StationStore, driver_cursor, filter_sql, rank, row_to_station
 from app.stations.vocabulary import amenity_mask
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
 _FIRST_RADIUS_M = 400.0
+# How long a writer waits for another to finish (an import of a city takes seconds).
+BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "yizhan_read_only"
 _BATCH = 20_000
 
 
@@ -45,7 +48,12 @@ def configure_engine(engine) -> None:
 
     Python's sqlite3 opens transactions implicitly and breaks SAVEPOINTs; taking
     over BEGIN ourselves (the SQLAlchemy-documented recipe) gives real nested
-    transactions. WAL lets gunicorn workers read while an import writes.
+    transactions. Write transactions begin IMMEDIATE: they take the write lock up
+    front, so two writers (e.g. overlapping imports) queue for up to the busy
+    timeout instead of failing when one upgrades a read lock. Connections marked
+    read-only (see ``read_only``) never begin a transaction: in WAL mode each
+    statement reads a consistent snapshot, and gunicorn workers read while an
+    import writes.
     """
 
     @event.listens_for(engine, "connect")
@@ -53,14 +61,20 @@ def configure_engine(engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        if not conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(engine):
+    """The engine's connections for reads: no BEGIN/COMMIT around them."""
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 class SqliteStore(StationStore):
@@ -79,8 +93,7 @@ class SqliteStore(StationStore):
             where.append("(s.amenities_yes & :amask) = :amask")
         limit_radius = query.radius_m
         radius = min(_FIRST_RADIUS_M, limit_radius)
-        with self.reading() as conn:
-            cursor = conn.connection.driver_connection.cursor()
+        with self.reading() as conn, driver_cursor(conn) as cursor:
             if (flt.kinds or flt.amenities) and cursor.execute(
                 "SELECT 1 FROM station_signature g WHERE g.active > 0 AND "
                 + " AND ".join(w.replace("s.", "g.") for w in where[1:]) + " LIMIT 1", params,

@@ -20,6 +20,7 @@ import numpy as np
 import shapely
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from app.geo.geodesic import Box, distances_m
 from app.stations import hours
@@ -239,6 +240,26 @@ class StationStore(ABC):
 
 
 # -- helpers shared by the implementations -----------------------------------
+
+
+@contextmanager
+def driver_cursor(conn: Connection):
+    """The driver's own cursor on ``conn``, for hot paths that skip SQLAlchemy's execution layer.
+
+    Driver errors come out as SQLAlchemy's (so the API maps them like any other), and a
+    connection the server dropped is invalidated, so the pool reconnects on the next request.
+    """
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        yield cursor
+    except dbapi.Error as exc:
+        dropped = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        if dropped:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(None, None, exc, dbapi.Error, connection_invalidated=dropped) from exc
+    finally:
+        cursor.close()
 
 
 def filter_sql(flt: StationFilter, prefix: str = "") -> tuple[str, dict, list]:
