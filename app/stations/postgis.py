@@ -81,7 +81,7 @@ class PostgisStore(StationStore):
             while True:
                 params["n"] = n
                 rows = cursor.execute(sql, params, prepare=True).fetchall()
-                hits = rank([row_to_station(r) for r in rows], query)
+                hits = rank(rows, query)
                 if len(rows) < n:
                     return hits  # every matching station within the search radius has been seen
                 radius = hits[-1].distance_m if len(hits) == query.limit else query.radius_m

@@ -103,8 +103,8 @@ class SqliteStore(StationStore):
                 box_params = dict(params)
                 sql = f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes_within(query.lat, query.lng, radius), box_params)}"
                 sql += "".join(f" AND {w}" for w in where)
-                stations = [row_to_station(r) for r in cursor.execute(sql, box_params)]
-                inside = [h for h in rank(stations, query) if h.distance_m <= radius]
+                rows = cursor.execute(sql, box_params).fetchall()
+                inside = [h for h in rank(rows, query) if h.distance_m <= radius]
                 if len(inside) == query.limit or radius >= limit_radius:
                     return inside  # every matching station within ``radius`` has been seen
                 # Grow by the density seen so far: k results need ~sqrt(k/found) x the radius.

@@ -311,34 +311,41 @@ def row_to_station(row) -> Station:
     return Station(*values)
 
 
-def rank(stations: Sequence[Station], query: NearestQuery) -> list[Hit]:
-    """The first ``query.limit`` stations by (distance, id) that pass the distance and hours filters.
+_COLUMN = {name: i for i, name in enumerate(STATION_COLUMNS)}
+_ID, _LAT, _LNG = _COLUMN["id"], _COLUMN["lat"], _COLUMN["lng"]
+_HOURS, _ZONE = _COLUMN["opening_hours"], _COLUMN["timezone"]
+
+
+def rank(rows: Sequence, query: NearestQuery) -> list[Hit]:
+    """The first ``query.limit`` rows (of STATION_COLUMNS) by (distance, id) that pass the distance
+    and hours filters, as Hits.
 
     Distances are solved for all candidates in one vectorised call (PROJ's Karney
-    algorithm). Opening hours are evaluated only while walking the sorted list: for
-    the stations returned, and (with ``open_only``) those skipped on the way.
+    algorithm). Opening hours are evaluated, and rows become Stations, only while walking
+    the sorted list: for the stations returned, and (with ``open_only``) those skipped on
+    the way.
     """
-    if not stations:
+    if not rows:
         return []
-    n = len(stations)
+    n = len(rows)
     dist = distances_m(
         query.lat, query.lng,
-        np.fromiter((st.lat for st in stations), np.float64, n),
-        np.fromiter((st.lng for st in stations), np.float64, n),
+        np.fromiter((r[_LAT] for r in rows), np.float64, n),
+        np.fromiter((r[_LNG] for r in rows), np.float64, n),
     )
-    order = np.lexsort((np.fromiter((st.id for st in stations), np.int64, n), dist))
+    order = np.lexsort((np.fromiter((r[_ID] for r in rows), np.int64, n), dist))
     flt = query.filter
     wanted = {hours.OPEN, hours.UNKNOWN} if flt.include_unknown else {hours.OPEN}
     hits: list[Hit] = []
-    for i in order:
+    for i in order.tolist():
         d = float(dist[i])
         if d > query.radius_m:
             break
-        st = stations[i]
-        state = hours.evaluate(st.opening_hours, query.at, st.timezone)
+        row = rows[i]
+        state = hours.evaluate(row[_HOURS], query.at, row[_ZONE])
         if flt.open_only and state.state not in wanted:
             continue
-        hits.append(Hit(st, d, state))
+        hits.append(Hit(row_to_station(row), d, state))
         if len(hits) == query.limit:
             break
     return hits
