@@ -218,3 +218,20 @@ def test_flask_db_migrate_is_refused_with_a_reason(tmp_path):
     assert created == set()
     assert result.exit_code != 0
     assert "by hand" in (result.output + str(result.exception or ""))
+
+
+def test_starting_over_works_on_a_migrated_sqlite_file(tmp_path):
+    """Benchmarks and tests drop every table and migrate again; that used to fail the second time
+    (dropping `station` cascaded into service areas whose triggers named an R*Tree already gone)."""
+    from app.extensions import db
+    from app.stations.backends import drop_all_tables
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/again.sqlite3", "TESTING": True})
+    with app.app_context():
+        for _ in range(2):
+            upgrade()
+            store = app.extensions["yizhan_store"]
+            store.upsert([station("a1", 27.83, 113.15)])
+            drop_all_tables(db.engine)
+        upgrade()
+        assert app.extensions["yizhan_store"].count() == 0

@@ -39,5 +39,9 @@ def drop_all_tables(bind: Engine | Connection) -> None:
             virtual = conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
             ).scalars().all()
-            for name in [*virtual, *names]:
+            # Tables that point at others go first, and the R*Trees last: dropping a table
+            # deletes its rows, which fires the triggers that keep the R*Trees in step.
+            names = sorted(names, key=lambda name: bool(conn.exec_driver_sql(
+                f"SELECT count(*) FROM pragma_foreign_key_list('{name}')").scalar() == 0))
+            for name in [*names, *virtual]:
                 conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
