@@ -7,6 +7,8 @@ inserted or reordered.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 KINDS = {
     "toilet": {"zh-CN": "公共厕所", "en": "Public toilet"},
     "rest_station": {"zh-CN": "驿站 / 户外劳动者服务站", "en": "Rest station"},
@@ -67,7 +69,12 @@ def amenity_mask(names) -> int:
 
 def amenity_names(mask: int) -> list[str]:
     """Amenity names whose bit is set in ``mask``, in vocabulary order."""
-    return [name for name, bit in _AMENITY_BIT.items() if mask & bit]
+    return list(_names(mask))
+
+
+@lru_cache(maxsize=4096)
+def _names(mask: int) -> tuple[str, ...]:
+    return tuple(name for name, bit in _AMENITY_BIT.items() if mask & bit)
 
 
 def amenity_states(yes_mask: int, no_mask: int) -> dict[str, str]:

@@ -176,8 +176,10 @@ def _rebase_redirect(response):
     """Werkzeug's own redirects (``/s//5`` → ``/s/5``, on pages and API alike) name the Host
     header's host: point them at the site's URL instead."""
     location = response.headers.get("Location")
+    if not location:  # nearly every response: decide before parsing any URL
+        return response
     own = origin(request.host_url)
-    if not location or own is None or origin(location) != own:
+    if own is None or origin(location) != own:
         return response
     parts = urlsplit(location)
     if parts.path.startswith(request.script_root):
