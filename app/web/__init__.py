@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
 
+from app.api.serialize import json_response
 from app.network.modes import DEFAULT_MINUTES, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
 from app.stations.vocabulary import KINDS
 from app.web.assets import Assets
@@ -166,7 +167,7 @@ def manifest():
              "purpose": "maskable"},
         ],
     }
-    response = make_response(json.dumps(body, ensure_ascii=False))
+    response = json_response(body)
     response.headers["Content-Type"] = "application/manifest+json; charset=utf-8"
     response.headers["Cache-Control"] = "no-cache"
     return response
