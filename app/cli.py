@@ -12,7 +12,7 @@ from app.geo.coordsys import COORDSYS
 from app.network import service
 from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
 from app.network.osm_import import NetworkImportError
-from app.stations.importing import FORMATS, ImportFileError, parse_file
+from app.stations.importing import ENCODINGS, FORMATS, ImportFileError, parse_file
 
 stations_cli = AppGroup("stations", help="Import and inspect stations.")
 
@@ -30,17 +30,21 @@ def _say(message: str) -> None:
 @click.option("--timezone", default=None, help="Time zone the opening hours are in. Default: YIZHAN_TIMEZONE.")
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if some are bad.")
-def import_stations(path, fmt, coordsys, source, timezone, dry_run, skip_invalid):
+@click.option("--encoding", type=click.Choice(ENCODINGS), default="utf-8", show_default=True,
+              help="Text encoding of the file (gbk/gb18030: Excel on Chinese Windows). A UTF-8 BOM is fine.")
+def import_stations(path, fmt, coordsys, source, timezone, dry_run, skip_invalid, encoding):
     """Import stations from a CSV or GeoJSON file (idempotent: re-importing updates)."""
     started = time.perf_counter()
     try:
         parsed = parse_file(
             path, fmt=fmt, source=source, coordsys=coordsys,
-            timezone=timezone or current_app.config["YIZHAN_TIMEZONE"],
+            timezone=timezone or current_app.config["YIZHAN_TIMEZONE"], encoding=encoding,
             progress=lambda n: _say(f"  read {n:,} rows…"),
         )
     except ImportFileError as exc:
         raise click.ClickException(str(exc)) from None
+    for note in parsed.notes:
+        _say(f"  {path}: {note}")
     for bad in parsed.errors:
         _say(f"  {path} {bad}")
     summary = f"{parsed.rows:,} rows: {len(parsed.stations):,} valid, {len(parsed.errors):,} invalid"
@@ -75,13 +79,16 @@ network_cli = AppGroup("network", help="Road networks, service areas and coverag
 @network_cli.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--no-stations", is_flag=True, help="Only the road network; skip the extract's stations.")
-def import_network(path, no_stations):
+@click.option("--force", is_flag=True,
+              help=f"Import even if the file holds much less road than the network in use "
+                   f"(under {service.KEEP_AT_LEAST:.0%} of its segments or km).")
+def import_network(path, no_stations, force):
     """Build walk and e-bike graphs from an OpenStreetMap extract and swap them in atomically."""
     started = time.perf_counter()
     try:
         report = service.import_network(
             current_app.extensions["yizhan_store"], path, with_stations=not no_stations,
-            timezone=current_app.config["YIZHAN_TIMEZONE"], progress=lambda m: _say(f"  {m}"),
+            timezone=current_app.config["YIZHAN_TIMEZONE"], force=force, progress=lambda m: _say(f"  {m}"),
         )
     except NetworkImportError as exc:
         raise click.ClickException(f"{exc} (the previous network, if any, is still in use)") from None

@@ -77,8 +77,18 @@ def time_search_and_polygon(graph, points, limit_m):
     return search, full, reached
 
 
+def create_extensions(url: str) -> None:
+    """PostGIS (the store) and pgRouting (the peer, which needs PostGIS first), if the database lacks them.
+
+    The store's first migration would create PostGIS too, but pgRouting is loaded
+    before the store here, so a database no benchmark has used yet needs both now.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
+
+
 def load_pgrouting(conn, graph, mode):
-    conn.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
     conn.execute("DROP TABLE IF EXISTS bench_edges")
     conn.execute(
         "CREATE TABLE bench_edges (id bigint, source bigint, target bigint, cost float8, reverse_cost float8,"
@@ -165,6 +175,7 @@ def main():
     extracts = {"synthetic": city, "helsinki": os.path.join(ROOT, "data", "osm", "helsinki.osm.pbf")}
     url = bench_db_url(pg_base)
     plain = url.replace("postgresql+psycopg://", "postgresql://")
+    create_extensions(plain)
     results = {}
     for name, path in extracts.items():
         log(f"[{name}] reading {path}")

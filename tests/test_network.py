@@ -3,6 +3,7 @@
 Hand-checkable answers come from the synthetic river town (tests/osm_fixtures.py);
 the real Helsinki extract is checked against a brute-force Dijkstra (networkx).
 """
+import itertools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ import shapely
 
 from app.geo.geodesic import distance_m
 from app.network import service
-from app.network.graph import Graph
+from app.network.graph import ROOT_EDGES, Graph
 from app.network.isochrone import reach_from
 from app.network.osm_import import ebike_directions, read_extract, walk_allowed
 from app.stations.model import StationFilter
@@ -165,24 +166,26 @@ def _oracle_graph(g: Graph, reverse=False) -> nx.DiGraph:
     return G
 
 
-def _attach(G, g: Graph, name, snap, reverse, outgoing):
-    """Splice a snapped point into the oracle graph as node ``name`` (on its segment, plus its offset leg)."""
-    s = snap.segment
-    u, v, length = int(g.seg_u[s]), int(g.seg_v[s]), float(g.seg_len[s])
-    fwd, bwd = bool(g.seg_fwd[s]), bool(g.seg_bwd[s])
-    if reverse:
-        fwd, bwd = bwd, fwd
-    mid = (name, "on-road")
-    if fwd:
-        G.add_edge(u, mid, weight=snap.t * length)
-        G.add_edge(mid, v, weight=(1 - snap.t) * length)
-    if bwd:
-        G.add_edge(v, mid, weight=(1 - snap.t) * length)
-        G.add_edge(mid, u, weight=snap.t * length)
-    if outgoing:
-        G.add_edge(name, mid, weight=snap.offset_m)
-    else:
-        G.add_edge(mid, name, weight=snap.offset_m)
+def _attach(G, g: Graph, name, anchor, reverse, outgoing):
+    """Splice an anchored point into the oracle graph as node ``name``: each of its snaps as a node
+    (name, "on-road", k) on its segment, joined to ``name`` by its offset leg."""
+    for k, snap in enumerate(anchor.snaps):
+        s = snap.segment
+        u, v, length = int(g.seg_u[s]), int(g.seg_v[s]), float(g.seg_len[s])
+        fwd, bwd = bool(g.seg_fwd[s]), bool(g.seg_bwd[s])
+        if reverse:
+            fwd, bwd = bwd, fwd
+        mid = (name, "on-road", k)
+        if fwd:
+            G.add_edge(u, mid, weight=snap.t * length)
+            G.add_edge(mid, v, weight=(1 - snap.t) * length)
+        if bwd:
+            G.add_edge(v, mid, weight=(1 - snap.t) * length)
+            G.add_edge(mid, u, weight=snap.t * length)
+        if outgoing:
+            G.add_edge(name, mid, weight=snap.offset_m)
+        else:
+            G.add_edge(mid, name, weight=snap.offset_m)
 
 
 @pytest.mark.parametrize("mode", ["walk", "ebike"])
@@ -207,14 +210,16 @@ def test_travel_times_match_brute_force_dijkstra(helsinki, mode):
                 continue
             H = G.copy()
             _attach(H, g, ("station", i), snap, False, outgoing=False)
-            if snap.segment == reach.start.segment:
-                a, b = sorted([(reach.start.t, "person"), (snap.t, ("station", i))])
+            for (ka, a), (kb, b) in itertools.product(enumerate(reach.start.snaps), enumerate(snap.snaps)):
+                if a.segment != b.segment:
+                    continue
                 # both points on one segment: connect them directly along it where travel is allowed
-                along = (b[0] - a[0]) * float(g.seg_len[snap.segment])
-                first, second = (a[1], "on-road"), (b[1], "on-road")
-                if g.seg_fwd[snap.segment]:
+                (t0, first), (t1, second) = sorted([(a.t, ("person", "on-road", ka)),
+                                                    (b.t, (("station", i), "on-road", kb))], key=lambda p: p[0])
+                along = (t1 - t0) * float(g.seg_len[a.segment])
+                if g.seg_fwd[a.segment]:
                     H.add_edge(first, second, weight=along)
-                if g.seg_bwd[snap.segment]:
+                if g.seg_bwd[a.segment]:
                     H.add_edge(second, first, weight=along)
             try:
                 expected = nx.dijkstra_path_length(H, "person", ("station", i))
@@ -258,6 +263,23 @@ def test_polygon_is_neither_a_circle_nor_a_hull(helsinki):
     assert polygon.area < 0.9 * hull_area  # concave
     assert sum(len(p.interiors) for p in getattr(polygon, "geoms", [polygon])) > 3  # holes (blocks) stay
     assert area < 3.1416 * 1.2 ** 2  # smaller than the 1.2 km circle
+
+
+@pytest.mark.parametrize("count", [2, 5, ROOT_EDGES + 6])  # the kept root, and the copy past its edges
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_search_from_many_sources_is_the_best_of_searches_from_each(helsinki, count, reverse):
+    g = helsinki[0]["ebike"]  # one-way streets, so the reverse search differs
+    rng = np.random.default_rng(count)
+    sources = [(int(n), float(c)) for n, c in zip(rng.choice(g.node_count, count), rng.uniform(0, 300, count))]
+    each = np.min([g.costs_from([s], 1500, reverse) for s in sources], axis=0)
+    together = g.costs_from(sources, 1500, reverse)
+    assert np.isfinite(together).sum() > 100
+    assert np.array_equal(np.isfinite(together), np.isfinite(each))
+    assert np.allclose(together[np.isfinite(each)], each[np.isfinite(each)])
+    # the kept root's edges from this search do not leak into the next one
+    pair = sources[-2:]
+    assert np.allclose(g.costs_from(pair, 1500, reverse),
+                       np.minimum(g.costs_from(pair[:1], 1500, reverse), g.costs_from(pair[1:], 1500, reverse)))
 
 
 def test_snap_matches_brute_force(helsinki):

@@ -111,6 +111,23 @@ def test_coverage_figures(cli, town_store, client):
     assert served.intersection(unserved).area < box.area * 1e-3
 
 
+def test_road_km_does_not_depend_on_the_box(cli, town_store):
+    """Every walkable street of the river town (1,700 m, the sum of its segments' ellipsoidal
+    lengths) measures the same in a box drawn tight around it and in the whole world."""
+    from app.geo.geodesic import Box
+    from app.network import service
+
+    areas(cli, "--minutes", "5")
+    _, graph = service.GraphCache().get(town_store, "walk")
+    tight = Box(graph.node_lat.min(), graph.node_lng.min(), graph.node_lat.max(), graph.node_lng.max())
+    figures = [service.coverage(town_store, graph, box, mode="walk", minutes=5, flt=StationFilter())
+               for box in (tight, _world())]
+    for c in figures:
+        assert c.road_km == pytest.approx(graph.seg_len.sum() / 1000, rel=1e-3)
+        assert c.road_km == pytest.approx(1.7, rel=1e-3)
+    assert figures[0].served_road_km == pytest.approx(figures[1].served_road_km, rel=1e-3)
+
+
 def test_service_areas_need_a_network(cli):
     result = cli.invoke(args=["network", "service-areas"])
     assert result.exit_code != 0 and "no walk network" in result.output

@@ -35,6 +35,9 @@ MIN_MINUTES, MAX_MINUTES, DEFAULT_MINUTES = 1, 30, 15
 SNAP_MAX_M = 300.0
 # First, cheaper snapping pass: most points lie this close to a road.
 SNAP_FIRST_M = 60.0
+# Roads this much farther than a point's nearest road are also where it may join the
+# network (the best of them wins); bridges and tunnels only when no street-level road is.
+SNAP_TOLERANCE_M = 10.0
 
 
 def default_speeds() -> dict[str, float]:

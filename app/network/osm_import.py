@@ -30,7 +30,9 @@ _FOOT_WAYS = {"footway", "path", "pedestrian", "steps", "corridor", "cycleway", 
 _EBIKE_IF_SIGNED = {"path", "footway", "pedestrian", "bridleway", "trunk", "trunk_link"}
 _YES = {"yes", "designated", "permissive", "official"}
 _CLOSED_ACCESS = {"no", "private"}
-
+# Tunnels that are still at street level: a passage through a building's ground floor,
+# a roofed gallery against avalanches.
+_STREET_LEVEL_TUNNELS = {"building_passage", "avalanche_protector"}
 
 class NetworkImportError(ValueError):
     """The file cannot be read as an OSM extract, or holds no routable ways."""
@@ -72,6 +74,30 @@ def ebike_directions(tags) -> tuple[bool, bool] | None:
     return True, False
 
 
+def off_ground(tags) -> bool:
+    """Whether a way runs above or below the street: a bridge or viaduct (高架), a tunnel, or
+    any ``layer`` other than 0.
+
+    Such a way can pass over or under a street without meeting it, so a point beside it
+    joins it only when no street-level way is about as near (see Graph.snap_many).
+    A building passage (``tunnel=building_passage``) and a roofed way (``covered=yes``:
+    arcades, 骑楼) are at street level whatever their ``layer``, unless also a bridge (a
+    covered footbridge). ``bridge=no``, ``tunnel=no`` and an unreadable ``layer`` count
+    as street level.
+    """
+    if tags.get("bridge") not in (None, "no"):
+        return True
+    tunnel = tags.get("tunnel")
+    if tunnel in _STREET_LEVEL_TUNNELS or tags.get("covered") == "yes":
+        return False
+    if tunnel not in (None, "no"):
+        return True
+    try:
+        return int(tags.get("layer") or 0) != 0
+    except ValueError:
+        return False
+
+
 class _ModeBuilder:
     def __init__(self):
         self.index: dict[int, int] = {}
@@ -81,6 +107,7 @@ class _ModeBuilder:
         self.v: list[int] = []
         self.fwd: list[bool] = []
         self.bwd: list[bool] = []
+        self.off_ground: list[bool] = []
 
     def node(self, osm_id: int, lat: float, lng: float) -> int:
         i = self.index.get(osm_id)
@@ -90,7 +117,7 @@ class _ModeBuilder:
             self.lng.append(lng)
         return i
 
-    def add_way(self, nodes, fwd: bool, bwd: bool) -> None:
+    def add_way(self, nodes, fwd: bool, bwd: bool, off_ground: bool) -> None:
         prev = None
         for osm_id, lat, lng in nodes:
             i = self.node(osm_id, lat, lng)
@@ -99,6 +126,7 @@ class _ModeBuilder:
                 self.v.append(i)
                 self.fwd.append(fwd)
                 self.bwd.append(bwd)
+                self.off_ground.append(off_ground)
             prev = i
 
     def build(self) -> Graph:
@@ -106,7 +134,7 @@ class _ModeBuilder:
         lng = np.array(self.lng, dtype=np.float64)
         u = np.array(self.u, dtype=np.int32)
         v = np.array(self.v, dtype=np.int32)
-        return Graph(lat, lng, u, v, segment_lengths(lat, lng, u, v), self.fwd, self.bwd)
+        return Graph(lat, lng, u, v, segment_lengths(lat, lng, u, v), self.fwd, self.bwd, self.off_ground)
 
 
 def segment_lengths(lat, lng, u, v) -> np.ndarray:
@@ -141,11 +169,12 @@ def read_extract(path: str, progress: Callable[[str], None] | None = None):
                     if progress and ways % 50_000 == 0:
                         progress(f"read {ways:,} ways")
                     nodes = [(n.ref, n.lat, n.lon) for n in obj.nodes if n.location.valid()]
+                    grade_separated = off_ground(tags)
                     if walk_allowed(tags):
-                        builders["walk"].add_way(nodes, True, True)
+                        builders["walk"].add_way(nodes, True, True, grade_separated)
                     directions = ebike_directions(tags)
                     if directions:
-                        builders["ebike"].add_way(nodes, *directions)
+                        builders["ebike"].add_way(nodes, *directions, grade_separated)
                 elif "amenity" in tags:
                     _station_from(stations, "way", obj.id, tags,
                                   [(n.lat, n.lon) for n in obj.nodes if n.location.valid()])

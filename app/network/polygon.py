@@ -58,32 +58,37 @@ def buffer_pieces(
     ny = int(math.ceil((hi_y - lo_y) / cell)) + 1
 
     def draw(x0, y0, x1, y1):
-        # Sample each segment every half cell so no cell it crosses is missed.
+        # One sample per cell along each segment's longer axis: every cell it passes
+        # through, or one touching it diagonally (an 8-connected line, as Bresenham draws).
         grid = np.zeros((ny, nx), dtype=bool)
         if len(x0) == 0:
             return grid
-        lengths = np.hypot(x1 - x0, y1 - y0)
-        steps = np.maximum(1, np.ceil(lengths / (cell / 2))).astype(np.int64)
+        gx0, gy0, gx1, gy1 = (x0 - lo_x) / cell, (y0 - lo_y) / cell, (x1 - lo_x) / cell, (y1 - lo_y) / cell
+        steps = np.maximum(1, np.ceil(np.maximum(np.abs(gx1 - gx0), np.abs(gy1 - gy0)))).astype(np.int64)
         seg = np.repeat(np.arange(len(x0)), steps + 1)
-        offsets = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
-        frac = (np.arange(len(seg)) - np.repeat(offsets, steps + 1)) / np.repeat(steps, steps + 1)
-        ix = np.rint((x0[seg] + frac * (x1[seg] - x0[seg]) - lo_x) / cell).astype(np.int64)
-        iy = np.rint((y0[seg] + frac * (y1[seg] - y0[seg]) - lo_y) / cell).astype(np.int64)
+        first = np.cumsum(steps + 1) - (steps + 1)
+        frac = (np.arange(len(seg)) - first[seg]) / steps[seg]
+        ix = np.rint(gx0[seg] + frac * (gx1 - gx0)[seg]).astype(np.int64)
+        iy = np.rint(gy0[seg] + frac * (gy1 - gy0)[seg]).astype(np.int64)
         keep = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
         grid[iy[keep], ix[keep]] = True
         return grid
 
     road = draw(ax, ay, bx, by)
-    dist = distance_transform_edt(~road) * cell
+    other = None
     if blocked is not None and len(blocked[0]):
         cx0, cy0 = (blocked[1] - lng0) * kx, (blocked[0] - lat0) * ky
         cx1, cy1 = (blocked[3] - lng0) * kx, (blocked[2] - lat0) * ky
         near = ((np.maximum(cx0, cx1) >= lo_x) & (np.minimum(cx0, cx1) <= hi_x)
                 & (np.maximum(cy0, cy1) >= lo_y) & (np.minimum(cy0, cy1) <= hi_y))
         other = draw(cx0[near], cy0[near], cx1[near], cy1[near]) & ~road
-        if other.any():
-            dist_other = distance_transform_edt(~other) * cell
-            dist = np.where(dist <= dist_other, dist, 4 * buffer_m)
+    if other is not None and other.any():
+        # One transform over both kinds of road; a cell whose nearest road cell is
+        # blocked road belongs to that road, so it is put out of the buffer's reach.
+        dist, (near_y, near_x) = distance_transform_edt(~(road | other), return_indices=True)
+        dist = np.where(road[near_y, near_x], dist * cell, 4 * buffer_m)
+    else:
+        dist = distance_transform_edt(~road) * cell
     xs = lo_x + np.arange(nx) * cell
     ys = lo_y + np.arange(ny) * cell
     gen = contourpy.contour_generator(xs, ys, dist, fill_type=contourpy.FillType.OuterOffset)
@@ -97,8 +102,13 @@ def buffer_pieces(
             polygons.extend(_polygonal_parts(shapely.make_valid(shapely.Polygon(rings[0], rings[1:]))))
     geom = shapely.union_all(polygons) if polygons else shapely.Polygon()
     # Simplify in degrees, with the tolerance taken at this latitude (the smaller axis).
-    geom = shapely.simplify(geom, simplify_m / max(kx, ky), preserve_topology=True)
-    return geom, cell
+    # Plain Douglas-Peucker is several times faster than the topology-preserving kind, which
+    # is needed only where it left rings crossing or collapsed the whole shape.
+    tolerance = simplify_m / max(kx, ky)
+    simplified = shapely.simplify(geom, tolerance, preserve_topology=False)
+    if simplified.is_empty or not shapely.is_valid(simplified):
+        simplified = shapely.simplify(geom, tolerance, preserve_topology=True)
+    return simplified, cell
 
 
 def _polygonal_parts(geom) -> list:

@@ -12,11 +12,10 @@ import numpy as np
 import shapely
 
 from app.geo.geodesic import Box
-from app.geo.geodesic import metres_per_degree
 from app.network.graph import Graph
 from app.network.isochrone import geodesic_circle, reach_from, reach_polygon
 from app.network.modes import SNAP_MAX_M, metres_for
-from app.network.osm_import import read_extract
+from app.network.osm_import import NetworkImportError, read_extract
 from app.network.polygon import area_km2
 from app.stations import hours
 from app.stations.importing import RowError, parse_record
@@ -56,6 +55,16 @@ class GraphCache:
 # -- import --------------------------------------------------------------------
 
 
+# A re-import that keeps less than this share of the stored network's segments or road km
+# (for any mode) is refused unless forced: it is far more often a truncated download or
+# the wrong extract than a city that lost a fifth of its roads.
+KEEP_AT_LEAST = 0.8
+
+
+class NetworkShrankError(NetworkImportError):
+    """The extract would replace a stored network with a much smaller one."""
+
+
 @dataclass
 class NetworkImportReport:
     graphs: dict[str, Graph]
@@ -70,23 +79,44 @@ def import_network(
     *,
     with_stations: bool = True,
     timezone: str = "Asia/Shanghai",
+    force: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> NetworkImportReport:
     """Read an OSM extract and swap in its walk and e-bike graphs (and upsert its stations).
 
     Everything is read and built before the database is touched; the swap is one
-    transaction, so a failure at any point leaves the previous network serving.
+    transaction, so a failure at any point leaves the previous network serving. What
+    changes is reported per mode; a much smaller network than the stored one (see
+    KEEP_AT_LEAST) is refused unless ``force``.
     """
     say = progress or (lambda _m: None)
     graphs, raw_stations = read_extract(path, progress=say)
-    records = []
+    shrunk = []
     for mode, graph in graphs.items():
-        say(f"{mode}: {graph.node_count:,} nodes, {graph.segment_count:,} segments, "
-            f"{graph.seg_len.sum() / 1000:,.1f} km")
-        records.append(NetworkRecord(
-            mode=mode, token=secrets.token_hex(8), source=path, node_count=graph.node_count,
-            segment_count=graph.segment_count, road_km=float(graph.seg_len.sum() / 1000), graph=graph.to_bytes(),
-        ))
+        road_km = graph.seg_len.sum() / 1000
+        old = store.load_network(mode, with_graph=False)
+        if old is None:
+            say(f"{mode}: nodes {graph.node_count:,}, segments {graph.segment_count:,}, road km {road_km:,.1f}"
+                " (no network before)")
+            continue
+        say(f"{mode}: nodes {old.node_count:,} -> {graph.node_count:,}, segments {old.segment_count:,} -> "
+            f"{graph.segment_count:,}{_share(graph.segment_count, old.segment_count)}, "
+            f"road km {old.road_km:,.1f} -> {road_km:,.1f}{_share(road_km, old.road_km)}")
+        if graph.segment_count < KEEP_AT_LEAST * old.segment_count or road_km < KEEP_AT_LEAST * old.road_km:
+            shrunk.append(f"{mode}: {old.segment_count:,} -> {graph.segment_count:,} segments, "
+                          f"{old.road_km:,.1f} -> {road_km:,.1f} km")
+    if shrunk and not force:
+        raise NetworkShrankError(
+            f"{path!r} holds much less road than the network in use ({'; '.join(shrunk)}), under "
+            f"{KEEP_AT_LEAST:.0%} of it, as a truncated file (an interrupted download) would. "
+            "Nothing was imported; check the file, or pass --force to import it anyway"
+        )
+    records = [
+        NetworkRecord(mode=mode, token=secrets.token_hex(8), source=path, node_count=graph.node_count,
+                      segment_count=graph.segment_count, road_km=float(graph.seg_len.sum() / 1000),
+                      graph=graph.to_bytes())
+        for mode, graph in graphs.items()
+    ]
     report = NetworkImportReport(graphs)
     stations = []
     if with_stations:
@@ -101,6 +131,10 @@ def import_network(
         if stations:
             report.stations_written = store.upsert(stations)
     return report
+
+
+def _share(new: float, old: float) -> str:
+    return f" ({new / old:.0%})" if old else ""
 
 
 # -- the personal service circle ---------------------------------------------
@@ -174,14 +208,10 @@ def _fastest(store, graph, reach, lat, lng, limit_m, flt, at, limit):
     k = max(3 * limit, 60)
     while True:
         hits = _hits_within(store, lat, lng, limit_m, flt, at, k)
-        snaps = graph.snap_many(np.array([h.station.lat for h in hits]),
-                                np.array([h.station.lng for h in hits]), SNAP_MAX_M)
-        reachable = []
-        for hit, snap in zip(hits, snaps):
-            if snap is not None:
-                travel = reach.cost_to(snap)
-                if travel <= limit_m:
-                    reachable.append((travel, hit.station.id, hit))
+        anchors = graph.snap_many(np.array([h.station.lat for h in hits]),
+                                  np.array([h.station.lng for h in hits]), SNAP_MAX_M)
+        travels = reach.costs_to(anchors)
+        reachable = [(float(travel), hit.station.id, hit) for hit, travel in zip(hits, travels) if travel <= limit_m]
         reachable.sort(key=lambda r: (r[0], r[1]))
         exhausted = len(hits) < k
         proven = len(reachable) >= limit and reachable[limit - 1][0] < hits[-1].distance_m
@@ -274,24 +304,36 @@ def coverage(store: StationStore, graph: Graph | None, box: Box, *, mode: str, m
 
 
 def _road_lengths(graph: Graph, box: Box, served) -> tuple[float, float]:
-    """Road km inside the box, and the part of it inside ``served`` (local plane, metres)."""
+    """Road km inside the box, and the part of it inside ``served`` (which lies in the box).
+
+    Each segment counts its ellipsoidal length (``seg_len``) times the fraction of it
+    inside. That fraction is the same in lng/lat degrees as on the local plane around
+    the segment (one is an affine map of the other), so it is taken in degrees and the
+    answer does not depend on the size or place of the box.
+    """
     u, v = graph.seg_u, graph.seg_v
     lat_u, lat_v, lng_u, lng_v = graph.node_lat[u], graph.node_lat[v], graph.node_lng[u], graph.node_lng[v]
-    near = ((np.maximum(lat_u, lat_v) >= box.south) & (np.minimum(lat_u, lat_v) <= box.north)
-            & (np.maximum(lng_u, lng_v) >= box.west) & (np.minimum(lng_u, lng_v) <= box.east))
-    if not near.any():
+    near = np.nonzero((np.maximum(lat_u, lat_v) >= box.south) & (np.minimum(lat_u, lat_v) <= box.north)
+                      & (np.maximum(lng_u, lng_v) >= box.west) & (np.minimum(lng_u, lng_v) <= box.east))[0]
+    if len(near) == 0:
         return 0.0, 0.0
-    lat0 = (box.south + box.north) / 2
-    lng0 = (box.west + box.east) / 2
-    ky, kx = metres_per_degree(lat0)
-
-    def to_plane(geom):
-        return shapely.transform(geom, lambda c: np.column_stack([(c[:, 0] - lng0) * kx, (c[:, 1] - lat0) * ky]))
-
-    coords = np.stack([np.column_stack([lng_u[near], lat_u[near]]), np.column_stack([lng_v[near], lat_v[near]])], axis=1)
-    lines = to_plane(shapely.multilinestrings(shapely.linestrings(coords)))
-    frame = to_plane(shapely.box(box.west, box.south, box.east, box.north))
-    inside = shapely.intersection(lines, frame)
-    total = shapely.length(inside)
-    served_len = shapely.length(shapely.intersection(inside, to_plane(served))) if not served.is_empty else 0.0
+    coords = np.stack([np.column_stack([lng_u[near], lat_u[near]]), np.column_stack([lng_v[near], lat_v[near]])],
+                      axis=1)
+    lines = shapely.linestrings(coords)
+    lengths = graph.seg_len[near]
+    total = float((lengths * _fraction_inside(lines, shapely.box(box.west, box.south, box.east, box.north))).sum())
+    served_len = float((lengths * _fraction_inside(lines, served)).sum()) if not served.is_empty else 0.0
     return total / 1000, served_len / 1000
+
+
+def _fraction_inside(lines: np.ndarray, region) -> np.ndarray:
+    """The fraction of each straight line's length inside ``region`` (a point-like line: 1 or 0)."""
+    shapely.prepare(region)
+    fraction = shapely.covers(region, lines).astype(np.float64)
+    # Only lines crossing the region's edge need the overlay.
+    crossing = np.nonzero((fraction == 0) & shapely.intersects(region, lines))[0]
+    if len(crossing):
+        full = shapely.length(lines[crossing])
+        part = shapely.length(shapely.intersection(lines[crossing], region))
+        fraction[crossing] = np.where(full > 0, part / np.where(full > 0, full, 1.0), 1.0)
+    return fraction

@@ -157,11 +157,13 @@ class StationStore(ABC):
         with self.reading() as conn:
             return conn.execute(text("SELECT token FROM network WHERE mode = :mode"), {"mode": mode}).scalar()
 
-    def load_network(self, mode: str) -> NetworkRecord | None:
+    def load_network(self, mode: str, with_graph: bool = True) -> NetworkRecord | None:
+        """The stored network of ``mode``; without ``with_graph`` only its figures (not the blob)."""
+        graph = "graph" if with_graph else "NULL AS graph"
         with self.reading() as conn:
             row = conn.execute(
                 text(
-                    "SELECT mode, token, source, node_count, segment_count, road_km, graph, built_at"
+                    f"SELECT mode, token, source, node_count, segment_count, road_km, {graph}, built_at"
                     " FROM network WHERE mode = :mode"
                 ),
                 {"mode": mode},
@@ -171,8 +173,8 @@ class StationStore(ABC):
         m = row._mapping
         return NetworkRecord(
             mode=m["mode"], token=m["token"], source=m["source"], node_count=m["node_count"],
-            segment_count=m["segment_count"], road_km=m["road_km"], graph=bytes(m["graph"]),
-            built_at=_as_utc(m["built_at"]),
+            segment_count=m["segment_count"], road_km=m["road_km"],
+            graph=bytes(m["graph"]) if m["graph"] is not None else b"", built_at=_as_utc(m["built_at"]),
         )
 
     # -- service areas -------------------------------------------------------
