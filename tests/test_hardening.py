@@ -235,3 +235,19 @@ def test_starting_over_works_on_a_migrated_sqlite_file(tmp_path):
             drop_all_tables(db.engine)
         upgrade()
         assert app.extensions["yizhan_store"].count() == 0
+
+
+def test_imports_are_not_bound_by_the_web_statement_timeout(apps, monkeypatch):
+    """The statement timeout protects requests from a hung database; a city's import may take
+    longer than it (a 1M-row upsert is one statement of ~20 s), so bulk writes lift it."""
+    monkeypatch.setenv("YIZHAN_DB_STATEMENT_TIMEOUT_S", "0.001")  # 1 ms: every real upsert is slower
+    url = apps["postgis"].config["SQLALCHEMY_DATABASE_URI"]
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    store = app.extensions["yizhan_store"]
+    rows = [station(f"t{i}", 27.8 + i * 1e-5, 113.1, source="timeout-probe") for i in range(3000)]
+    try:
+        counts = store.upsert(rows)
+        assert counts.inserted == 3000
+    finally:
+        with store.bulk_transaction() as conn:
+            conn.execute(text("DELETE FROM station WHERE source = 'timeout-probe'"))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -112,11 +113,12 @@ def _to_api_error(model: type[Args], error: dict) -> ApiError:
         lo, hi = _bounds(info)
         return ApiError(400, "out_of_range", f"'{name}' must be between {lo:g} and {hi:g}.", name)
     if kind in ("literal_error", "enum"):
-        allowed = error.get("ctx", {}).get("expected", "")
+        allowed = ", ".join(_choices(info.annotation if info else None))
+        if not allowed:  # our own validators say what is allowed
+            return ApiError(400, "invalid_parameter", f"'{name}' {error['msg']}.", name)
         if len(error["loc"]) > 1:  # an item of a comma list
-            return ApiError(400, "invalid_parameter",
-                            f"Unknown {name} {error['input']!r}; known: {_plain(allowed)}.", name)
-        return ApiError(400, "invalid_parameter", f"'{name}' must be one of {_plain(allowed)}.", name)
+            return ApiError(400, "invalid_parameter", f"Unknown {name} {error['input']!r}; known: {allowed}.", name)
+        return ApiError(400, "invalid_parameter", f"'{name}' must be one of {allowed}.", name)
     if kind == "finite_number":
         return ApiError(400, "invalid_parameter", f"'{name}' must be a finite number.", name)
     if kind.startswith("int"):
@@ -134,8 +136,17 @@ def _bounds(info) -> tuple[float, float]:
     return lo, hi
 
 
-def _plain(expected: str) -> str:
-    return re.sub(r"'|\bor\b", "", expected).replace("  ", " ").replace(" ,", ",").strip().replace(" ", ", ").replace(",,", ",")
+def _choices(annotation) -> list[str]:
+    """The values a Literal (possibly inside Optional, a tuple or Annotated) allows."""
+    if annotation is None:
+        return []
+    if typing.get_origin(annotation) is Literal:
+        return [str(v) for v in typing.get_args(annotation)]
+    for arg in typing.get_args(annotation):
+        found = _choices(arg)
+        if found:
+            return found
+    return []
 
 
 def _shown(error: dict) -> str:

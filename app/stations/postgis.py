@@ -105,7 +105,7 @@ class PostgisStore(StationStore):
         compared = [c for c in WRITE_COLUMNS if c not in KEY_COLUMNS]
         changed = " OR ".join(f"station.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in compared)
-        with self.transaction() as conn:
+        with self.bulk_transaction() as conn:
             # Imports of the same source run one at a time (a second waits for the
             # first to commit), and every import writes rows in key order, so two
             # overlapping imports can never deadlock on each other's rows.
@@ -149,7 +149,7 @@ class PostgisStore(StationStore):
             " station_updated_at = EXCLUDED.station_updated_at, area_km2 = EXCLUDED.area_km2,"
             " road_km = EXCLUDED.road_km, speed_kmh = EXCLUDED.speed_kmh, geom = EXCLUDED.geom, computed_at = now()"
         )
-        with self.transaction() as conn:
+        with self.bulk_transaction() as conn:
             for a in areas:
                 conn.execute(sql, {
                     "station_id": a.station_id, "mode": a.mode, "minutes": a.minutes,

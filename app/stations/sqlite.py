@@ -133,7 +133,7 @@ class SqliteStore(StationStore):
             f" ON CONFLICT (source, source_id) DO UPDATE SET {assignments},"
             f" updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE {changed}"
         )
-        with self.transaction() as conn:
+        with self.bulk_transaction() as conn:
             cursor = conn.connection.driver_connection.cursor()
             before = cursor.execute("SELECT count(*) FROM station").fetchone()[0]
             written = 0
@@ -169,7 +169,7 @@ class SqliteStore(StationStore):
                 a.station_id, a.mode, a.minutes, a.network_token, sqlite_time(a.station_updated_at),
                 a.area_km2, a.road_km, a.speed_kmh, shapely.to_wkb(a.geom), west, east, south, north,
             ))
-        with self.transaction() as conn:
+        with self.bulk_transaction() as conn:
             conn.connection.driver_connection.cursor().executemany(sql, rows)
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):

@@ -81,6 +81,15 @@ class StationStore(ABC):
             finally:
                 self._local.conn = None
 
+    @contextmanager
+    def bulk_transaction(self) -> Iterator[Connection]:
+        """A transaction for imports and batch jobs: not bound by the statement timeout,
+        which is there to keep web requests from waiting on a hung database."""
+        with self.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL statement_timeout = 0"))
+            yield conn
+
     # -- reads -------------------------------------------------------------
 
     @abstractmethod
@@ -139,7 +148,7 @@ class StationStore(ABC):
 
     def replace_networks(self, networks: Sequence[NetworkRecord]) -> None:
         """Swap in new graphs for their modes, all in one transaction (readers see old or new)."""
-        with self.transaction() as conn:
+        with self.bulk_transaction() as conn:
             for net in networks:
                 conn.execute(text("DELETE FROM network WHERE mode = :mode"), {"mode": net.mode})
                 conn.execute(
@@ -197,7 +206,7 @@ class StationStore(ABC):
 
     def drop_inactive_service_areas(self) -> int:
         """Forget the areas of stations that are no longer active."""
-        with self.transaction() as conn:
+        with self.bulk_transaction() as conn:
             return conn.execute(text(
                 "DELETE FROM service_area WHERE station_id IN (SELECT id FROM station WHERE status <> 'active')"
             )).rowcount
