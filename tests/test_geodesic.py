@@ -1,10 +1,11 @@
 """Ellipsoidal distance and the search boxes the nearest-neighbour proof relies on."""
+import math
 import random
 
 import pytest
 from geographiclib.geodesic import Geodesic
 
-from app.geo.geodesic import boxes_within, destination, distance_m, distances_m, max_degree_distance
+from app.geo.geodesic import boxes_within, degree_reach, destination, distance_m, distances_m, max_degree_distance
 
 
 def test_distance_matches_vincentys_flinders_peak_vector():
@@ -70,3 +71,22 @@ def test_destination_lies_at_the_distance_asked():
     for la, ln in zip(lats, lngs):
         assert distance_m(27.83, 113.15, la, ln) == pytest.approx(1200.0, abs=1e-6)
     assert lats[0] > 27.83 and lngs[1] > 113.15
+
+
+@pytest.mark.parametrize("lat,lng", [
+    (27.83, 113.15), (60.17, 24.94), (0.0, 0.0), (-33.9, 151.2), (70.0, 179.5), (89.5, 10.0), (-16.5, -179.95),
+])
+@pytest.mark.parametrize("radius", [50.0, 1200.0, 50_000.0, 900_000.0])
+def test_degree_reach_bounds_every_point_within_the_radius(lat, lng, radius):
+    reach = degree_reach(lat, lng, radius)
+    lats, lngs = destination(lat, lng, [i * 0.5 for i in range(720)], radius)
+    for la, ln in zip(lats, lngs):
+        # Planar degrees as PostGIS measures them (no wrapping at the antimeridian).
+        assert math.hypot(la - lat, ln - lng) <= reach or abs(ln - lng) > 180 - 1e-9
+    boxes = boxes_within(lat, lng, radius)
+    assert reach <= max_degree_distance(lat, lng, boxes)
+    if len(boxes) == 1 and abs(lat) < 80 and radius <= 1200:
+        # At walking scale the ellipse is tight: within 0.1 % of the circle's true farthest point
+        # (the box corner would be ~50 % out at 27.83°N).
+        farthest = max(math.hypot(la - lat, ln - lng) for la, ln in zip(lats, lngs))
+        assert reach <= farthest * 1.001

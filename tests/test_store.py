@@ -280,3 +280,35 @@ def test_no_station_is_read_when_no_station_matches(backend, store, connection, 
             driver.set_trace_callback(None)
         assert any("station_signature" in sql for sql in statements)
         assert not any("FROM station s" in sql for sql in statements), statements
+
+
+def test_the_nearest_plan_walks_the_spatial_index(backend, store, connection, random_city):
+    """PostGIS: the prepared (unfiltered) statement keeps the KNN index scan even as a generic
+    plan, which PostgreSQL switches to after five runs. SQLite: candidates come from the R*Tree."""
+    import re
+
+    driver = connection.connection.driver_connection
+    query = NearestQuery(*CENTRE, at=NOON, limit=10)
+    if backend == "postgis":
+        from app.stations.postgis import _nearest_sql
+
+        sql, params = _nearest_sql(query)
+        params["n"] = 36
+        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+        positional = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+        driver.execute(f"PREPARE knn AS {positional}")
+        try:
+            driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            values = ", ".join(repr(params[n]) for n in names)
+            plan = "\n".join(r[0] for r in driver.execute(f"EXPLAIN (COSTS OFF) EXECUTE knn({values})"))
+        finally:
+            driver.execute("DEALLOCATE knn")
+        assert "Index Scan using ix_station_geom" in plan and "Order By" in plan, plan
+    else:
+        from app.geo.geodesic import boxes_within
+        from app.stations.sqlite import _COLS, _box_sql
+
+        params = {}
+        sql = f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes_within(*CENTRE, 400.0), params)}"
+        plan = " ".join(str(r[-1]) for r in driver.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "station_rtree VIRTUAL TABLE INDEX" in plan, plan

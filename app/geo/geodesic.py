@@ -94,6 +94,24 @@ def max_degree_distance(lat: float, lng: float, boxes: list[Box]) -> float:
     return far
 
 
+def degree_reach(lat: float, lng: float, radius_m: float) -> float:
+    """Largest planar distance in degrees from (lat, lng) of any point within ``radius_m``.
+
+    A KNN scan in planar degrees (PostGIS ``<->``) that has passed this distance has seen
+    every point within ``radius_m``. Inside the latitude band a path of that length can
+    reach, ds² >= (M_min dphi)² + (p_min dlambda)², so every such point lies in the ellipse
+    with the half-sides of ``boxes_within``'s box as semi-axes, and the farthest point of an
+    ellipse from its centre is at its semi-major axis: max(half-height, half-width). That is
+    up to ~25 % less than the box's corner at mid latitudes, so the scan can stop sooner.
+    Where the box reaches a pole or is split at the antimeridian, the corners are used.
+    """
+    boxes = boxes_within(lat, lng, radius_m)
+    (b,) = boxes if len(boxes) == 1 else (None,)
+    if b is None or b.south <= -90 or b.north >= 90 or b.west <= -180 or b.east >= 180:
+        return max_degree_distance(lat, lng, boxes)
+    return max(lat - b.south, b.north - lat, lng - b.west, b.east - lng)
+
+
 def _meridian_radius(lat_deg):
     """Meridional radius of curvature: metres per radian of latitude (scalars or numpy arrays)."""
     s2 = np.sin(np.radians(lat_deg)) ** 2

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import shapely
 from sqlalchemy import text
 
-from app.geo.geodesic import Box, boxes_within, max_degree_distance
+from app.geo.geodesic import Box, boxes_within, degree_reach
 from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
@@ -71,21 +71,24 @@ class PostgisStore(StationStore):
     _area_wkb_sql = "ST_AsBinary(a.geom)"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
-        # The hot path: psycopg directly, with server-side prepared statements (one
-        # per filter shape), on a connection without a transaction around it.
+        # The hot path: psycopg directly, on a connection without a transaction around it.
         sql, params = _nearest_sql(query)
+        # Only the unfiltered shape is prepared: its generic plan is the KNN index scan (see
+        # tests/test_store.py). With filters, PostgreSQL's generic plan can walk all matching
+        # rows instead, so those are planned for their own values each time.
+        prepare = not (query.filter.kinds or query.filter.amenities)
         # Planar degree circles hold ~2x the stations of the geodesic circle at
         # mid latitudes, so 2k + slack usually settles it in one round trip.
         n = 2 * query.limit + 16
         with self.reading() as conn, driver_cursor(conn) as cursor:
             while True:
                 params["n"] = n
-                rows = cursor.execute(sql, params, prepare=True).fetchall()
+                rows = cursor.execute(sql, params, prepare=prepare).fetchall()
                 hits = rank(rows, query)
                 if len(rows) < n:
                     return hits  # every matching station within the search radius has been seen
                 radius = hits[-1].distance_m if len(hits) == query.limit else query.radius_m
-                needed = max_degree_distance(query.lat, query.lng, boxes_within(query.lat, query.lng, radius))
+                needed = degree_reach(query.lat, query.lng, radius)
                 if rows[-1][-1] > needed:
                     return hits  # the index has passed every point that could be nearer
                 n *= 4
