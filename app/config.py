@@ -41,6 +41,9 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+NEVER_AUTO_PREPARE = 2**31 - 1
+
+
 def engine_options(url: str) -> dict:
     """Connection pool and timeouts: a database that hangs must cost a request seconds, not a worker.
 
@@ -59,11 +62,13 @@ def engine_options(url: str) -> dict:
             "connect_timeout": max(1, round(_seconds("YIZHAN_DB_CONNECT_TIMEOUT_S", 3))),
             "options": f"-c statement_timeout={statement_ms}",
             "application_name": "yizhan",
-            # No automatic server-side preparation: after five runs a prepared statement may
-            # switch to a generic plan, and for a filtered KNN that plan scans every matching
-            # station (measured: 3 ms became 200+ ms). The store prepares the one statement
-            # whose generic plan is known to be the KNN index scan (tested).
-            "prepare_threshold": None,
+            # No automatic server-side preparation (psycopg's default prepares any statement
+            # run five times): after five runs a prepared statement may switch to a generic
+            # plan, and for a filtered KNN that plan scans every matching station (measured:
+            # 3 ms became 200+ ms). The store prepares, explicitly, the one statement whose
+            # generic plan is known to be the KNN index scan (tested). None would disable
+            # explicit preparation too, hence a threshold never reached.
+            "prepare_threshold": NEVER_AUTO_PREPARE,
         },
     }
 

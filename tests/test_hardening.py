@@ -251,3 +251,25 @@ def test_imports_are_not_bound_by_the_web_statement_timeout(apps, monkeypatch):
     finally:
         with store.bulk_transaction() as conn:
             conn.execute(text("DELETE FROM station WHERE source = 'timeout-probe'"))
+
+
+def test_only_the_unfiltered_nearest_statement_is_prepared(apps):
+    """Auto-preparation would hand filtered searches a generic plan that walks every matching
+    station; explicit preparation of the unfiltered KNN must still work."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from app.stations.model import NearestQuery, StationFilter
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": apps["postgis"].config["SQLALCHEMY_DATABASE_URI"], "TESTING": True})
+    store = app.extensions["yizhan_store"]
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    for _ in range(8):  # past psycopg's default threshold of five
+        store.nearest(NearestQuery(27.83, 113.15, at=now, filter=StationFilter(kinds=("toilet",))))
+    with store.reading() as conn:
+        prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    assert not any("kind = ANY" in s for s in prepared), prepared
+    store.nearest(NearestQuery(27.83, 113.15, at=now))
+    with store.reading() as conn:
+        prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+    assert any("ORDER BY geom <->" in s for s in prepared), prepared
