@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask
+from sqlalchemy import create_engine
 
 from app.config import engine_options, from_environment
 from app.extensions import compress, db, migrate
@@ -44,8 +45,10 @@ def create_app(config: dict | None = None) -> Flask:
             configure_engine(engine)
             reader = read_only(engine)
         else:
-            # Reads run without BEGIN/COMMIT round trips on their own small pool.
-            reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+            # Reads run without BEGIN/COMMIT round trips, on their own pool of autocommit
+            # connections (so the hot path can check them out raw).
+            reader = create_engine(engine.url, isolation_level="AUTOCOMMIT",
+                                   **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
         app.extensions["yizhan_store"] = store_for(engine, reader)
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)

@@ -16,7 +16,7 @@ from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
-from app.stations.store import Progress, StationStore, driver_cursor, filter_sql, rank, row_to_station
+from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
 from app.stations.vocabulary import amenity_mask
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -95,7 +95,7 @@ class PostgisStore(StationStore):
         # rows instead, so those are planned for their own values each time.
         prepare = not (query.filter.kinds or query.filter.amenities)
         n = first_batch(query.limit)
-        with self.reading() as conn, driver_cursor(conn) as cursor:
+        with self.driver_reading() as cursor:
             while True:
                 params["n"] = n
                 rows = cursor.execute(sql, params, prepare=prepare).fetchall()

@@ -21,7 +21,7 @@ from app.stations.model import (
     Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
-from app.stations.store import Progress, StationStore, driver_cursor, filter_sql, rank, row_to_station
+from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
 from app.stations.vocabulary import amenity_mask
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
@@ -93,7 +93,7 @@ class SqliteStore(StationStore):
             where.append("(s.amenities_yes & :amask) = :amask")
         limit_radius = query.radius_m
         radius = min(_FIRST_RADIUS_M, limit_radius)
-        with self.reading() as conn, driver_cursor(conn) as cursor:
+        with self.driver_reading() as cursor:
             if (flt.kinds or flt.amenities) and cursor.execute(
                 "SELECT 1 FROM station_signature g WHERE g.active > 0 AND "
                 + " AND ".join(w.replace("s.", "g.") for w in where[1:]) + " LIMIT 1", params,

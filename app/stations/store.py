@@ -58,6 +58,33 @@ class StationStore(ABC):
                 yield conn
 
     @contextmanager
+    def driver_reading(self):
+        """A driver cursor for reads on a hot path that skips SQLAlchemy's execution layer:
+        on the open transaction's connection if any, else on a pooled autocommit connection
+        checked out raw (no Connection object, no events: ~50 µs a request).
+
+        Driver errors come out as SQLAlchemy's (so the API maps them like any other), and a
+        connection the server dropped is invalidated, so the pool reconnects next time.
+        """
+        current = getattr(self._local, "conn", None)
+        if current is None and isinstance(self._bind, Connection):
+            current = self._bind
+        if current is not None:
+            with _mapped_errors(current.dialect, current.connection, current.invalidate) as cursor:
+                yield cursor
+            return
+        dbapi = self._reader.dialect.loaded_dbapi
+        try:
+            pooled = self._reader.raw_connection()
+        except dbapi.Error as exc:  # cannot connect: the same error SQLAlchemy would raise
+            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+        try:
+            with _mapped_errors(self._reader.dialect, pooled, pooled.invalidate) as cursor:
+                yield cursor
+        finally:
+            pooled.close()  # back to the pool (or discarded, if invalidated)
+
+    @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """A transaction; nested calls join the outer one (as a savepoint), so
         several store calls can be made atomic together."""
@@ -254,20 +281,16 @@ class StationStore(ABC):
 
 
 @contextmanager
-def driver_cursor(conn: Connection):
-    """The driver's own cursor on ``conn``, for hot paths that skip SQLAlchemy's execution layer.
-
-    Driver errors come out as SQLAlchemy's (so the API maps them like any other), and a
-    connection the server dropped is invalidated, so the pool reconnects on the next request.
-    """
-    dbapi = conn.dialect.loaded_dbapi
-    cursor = conn.connection.driver_connection.cursor()
+def _mapped_errors(dialect, pooled, invalidate):
+    """A cursor of the pooled connection's driver connection, raising SQLAlchemy's errors."""
+    dbapi = dialect.loaded_dbapi
+    cursor = pooled.driver_connection.cursor()
     try:
         yield cursor
     except dbapi.Error as exc:
-        dropped = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        dropped = dialect.is_disconnect(exc, pooled.dbapi_connection, cursor)
         if dropped:
-            conn.invalidate(exc)
+            invalidate(exc)
         raise DBAPIError.instance(None, None, exc, dbapi.Error, connection_invalidated=dropped) from exc
     finally:
         cursor.close()
