@@ -273,3 +273,12 @@ def test_only_the_unfiltered_nearest_statement_is_prepared(apps):
     with store.reading() as conn:
         prepared = conn.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
     assert any("ORDER BY geom <->" in s for s in prepared), prepared
+
+
+def test_range_errors_name_the_declared_range_also_for_optional_numbers(client):
+    r = client.get("/api/v1/stations/nearest?lat=27&lng=113&max_distance=60000")
+    assert r.get_json()["error"] == {"code": "out_of_range", "field": "max_distance",
+                                     "message": "'max_distance' must be between 0 and 50000."}
+    doc = client.get("/api/v1/openapi.json").get_json()
+    (param,) = [p for p in doc["paths"]["/stations/nearest"]["get"]["parameters"] if p["name"] == "max_distance"]
+    assert param["description"].startswith("Metres") and "description" not in param["schema"]

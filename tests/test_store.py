@@ -312,3 +312,29 @@ def test_the_nearest_plan_walks_the_spatial_index(backend, store, connection, ra
         sql = f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes_within(*CENTRE, 400.0), params)}"
         plan = " ".join(str(r[-1]) for r in driver.execute("EXPLAIN QUERY PLAN " + sql, params))
         assert "station_rtree VIRTUAL TABLE INDEX" in plan, plan
+
+
+@pytest.mark.parametrize("lat,lng,bounded", [
+    (27.83, 113.15, False),   # a city: the KNN needs no envelope
+    (60.17, 24.94, False),
+    (89.45, 10.0, True),      # the 50 km box spans every longitude: without an envelope the
+    (89.0, 10.0, True),       # proof would need ~47-190 planar degrees, i.e. most stations
+    (-16.5, -179.95, True),   # across the antimeridian
+])
+def test_unfiltered_postgis_scans_stay_inside_the_radius_where_degrees_mislead(lat, lng, bounded):
+    from app.stations.postgis import _nearest_sql
+
+    sql, _ = _nearest_sql(NearestQuery(lat, lng, at=NOON))
+    assert ("geom && ST_MakeEnvelope" in sql) == bounded
+
+
+def test_near_the_pole_the_answer_is_still_exact(store):
+    # Distances by geopy (Karney): 39.1 km and 47.4 km inside the 50 km radius; 72.6 km
+    # (across the pole), 86.9 km and 104.5 km outside it.
+    lat, lng = 89.45, 10.0
+    places = [("near", 89.8, 10.0), ("across", 89.9, -170.0), ("aside", 89.45, 100.0),
+              ("east", 89.7, 60.0), ("far", 89.6, 170.0), ("city", 27.83, 113.15)]
+    store.upsert([station(sid, la, ln) for sid, la, ln in places])
+    hits = store.nearest(NearestQuery(lat, lng, at=NOON, limit=5))
+    by_distance = sorted((geodesic((la, ln), (lat, lng)).meters, sid) for sid, la, ln in places)
+    assert ids(hits) == [sid for d, sid in by_distance if d <= 50_000] == ["near", "east"]

@@ -129,10 +129,17 @@ def _to_api_error(model: type[Args], error: dict) -> ApiError:
 
 
 def _bounds(info) -> tuple[float, float]:
+    """The declared (ge, le) of a field, also when they sit inside Optional[Annotated[...]]."""
     lo, hi = float("-inf"), float("inf")
-    for meta in getattr(info, "metadata", ()):
-        lo = getattr(meta, "ge", None) if getattr(meta, "ge", None) is not None else lo
-        hi = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else hi
+    pending = [*getattr(info, "metadata", ()), getattr(info, "annotation", None)]
+    while pending:
+        meta = pending.pop()
+        if getattr(meta, "ge", None) is not None:
+            lo = meta.ge
+        if getattr(meta, "le", None) is not None:
+            hi = meta.le
+        pending.extend(getattr(meta, "metadata", ()) or ())  # a FieldInfo carries Ge/Le here
+        pending.extend(typing.get_args(meta) if typing.get_origin(meta) is not None else ())
     return lo, hi
 
 
@@ -214,6 +221,7 @@ def _query_parameters(model: type[Args]) -> list[dict]:
         if "anyOf" in prop and len(options) == 1:
             del prop["anyOf"]
             prop.update(options[0])
+            description = prop.pop("description", description)
         param = {"name": name, "in": "query", "required": name in required, "schema": prop}
         if description:
             param["description"] = description

@@ -24,6 +24,21 @@ _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
 _COPY_CHUNK = 50_000
 
 
+# Longitude half-width (degrees) up to which an unfiltered scan needs no envelope: 50 km
+# is ~0.5° at 28°N and 1.5° at 72°; nearer the poles (and across the antimeridian) the
+# planar-degree distance that proves the answer grows without bound, and only the
+# radius's boxes keep the scan to the stations within 50 km.
+_NARROW_DEG = 1.5
+
+
+def _narrow(boxes: list[Box]) -> bool:
+    """One box, not wrapped and not reaching a pole, at most _NARROW_DEG either side."""
+    if len(boxes) != 1:
+        return False
+    b = boxes[0]
+    return b.south > -90 and b.north < 90 and b.west > -180 and b.east < 180 and (b.east - b.west) / 2 <= _NARROW_DEG
+
+
 def first_batch(k: int) -> int:
     """Rows the first KNN round asks for. The proof needs every row out to ``degree_reach`` of
     the k-th distance, whose disc holds ~1.13x the stations of the geodesic circle at 28°N;
@@ -39,7 +54,7 @@ def _nearest_sql(query: NearestQuery) -> tuple[str, dict]:
     returns ``n`` rows at once however far they are, and the caller stops at the search
     radius (an envelope here would cost ~30 % of the query for nothing). A filtered scan
     could walk far past the radius looking for ``n`` matches, so it is kept inside the
-    radius's boxes (as is any scan whose boxes wrap the antimeridian or reach a pole); and a filter that no active station matches at all is answered from
+    radius's boxes (as is any scan near a pole or across the antimeridian, see _narrow); and a filter that no active station matches at all is answered from
     the small ``station_signature`` table (kept by triggers): the EXISTS is a one-time
     filter, so PostgreSQL skips the index scan altogether.
     """
@@ -58,10 +73,7 @@ def _nearest_sql(query: NearestQuery) -> tuple[str, dict]:
     if flt.kinds or flt.amenities:
         where.append(f"EXISTS (SELECT 1 FROM station_signature g WHERE {' AND '.join(signature)})")
     boxes = boxes_within(query.lat, query.lng, query.radius_m)
-    # Across the antimeridian or a pole, planar degrees put near stations far away, so
-    # there the scan is bounded too.
-    wraps = len(boxes) > 1 or boxes[0].south <= -90 or boxes[0].north >= 90
-    if flt.kinds or flt.amenities or wraps:
+    if flt.kinds or flt.amenities or not _narrow(boxes):
         envelopes = []
         for i, b in enumerate(boxes):
             envelopes.append(f"geom && ST_MakeEnvelope(%(w{i})s, %(s{i})s, %(e{i})s, %(n{i})s, 4326)")
