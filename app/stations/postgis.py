@@ -13,11 +13,12 @@ from sqlalchemy import text
 
 from app.geo.geodesic import Box, boxes_within, degree_reach
 from app.stations.model import (
-    Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
+    KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, ServiceArea, Station, StationFilter,
+    StationInput, UpsertCounts,
 )
-from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
-from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
-from app.stations.vocabulary import amenity_mask
+from app.stations.store import (
+    Progress, StationStore, filter_sql, named, pyformat, rank, row_to_station, signature_sql,
+)
 
 _COLS = ", ".join(STATION_COLUMNS)
 _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
@@ -54,43 +55,34 @@ def _nearest_sql(query: NearestQuery) -> tuple[str, dict]:
     returns ``n`` rows at once however far they are, and the caller stops at the search
     radius (an envelope here would cost ~30 % of the query for nothing). A filtered scan
     could walk far past the radius looking for ``n`` matches, so it is kept inside the
-    radius's boxes (as is any scan near a pole or across the antimeridian, see _narrow); and a filter that no active station matches at all is answered from
-    the small ``station_signature`` table (kept by triggers): the EXISTS is a one-time
-    filter, so PostgreSQL skips the index scan altogether.
+    radius's boxes, as is any scan near a pole or across the antimeridian (see _narrow).
+    A filter that no active station matches at all is answered from the small
+    ``station_signature`` table (kept by triggers): the EXISTS is a one-time filter, so
+    PostgreSQL skips the index scan altogether.
     """
     flt = query.filter
-    params: dict = {"lat": query.lat, "lng": query.lng}
-    where = ["status = 'active'"]
-    signature = ["g.active > 0"]
-    if flt.kinds:
-        params["kinds"] = list(flt.kinds)
-        where.append("kind = ANY(%(kinds)s)")
-        signature.append("g.kind = ANY(%(kinds)s)")
-    if flt.amenities:
-        params["amask"] = amenity_mask(flt.amenities)
-        where.append("(amenities_yes & %(amask)s) = %(amask)s")
-        signature.append("(g.amenities_yes & %(amask)s) = %(amask)s")
-    if flt.kinds or flt.amenities:
-        where.append(f"EXISTS (SELECT 1 FROM station_signature g WHERE {' AND '.join(signature)})")
+    filtered = bool(flt.kinds or flt.amenities)
+    where, params = filter_sql(flt, mark=pyformat)
+    params.update(lat=query.lat, lng=query.lng)
+    if filtered:
+        where += f" AND EXISTS ({signature_sql(flt, mark=pyformat)})"
     boxes = boxes_within(query.lat, query.lng, query.radius_m)
-    if flt.kinds or flt.amenities or not _narrow(boxes):
-        envelopes = []
-        for i, b in enumerate(boxes):
-            envelopes.append(f"geom && ST_MakeEnvelope(%(w{i})s, %(s{i})s, %(e{i})s, %(n{i})s, 4326)")
-            params.update({f"w{i}": b.west, f"s{i}": b.south, f"e{i}": b.east, f"n{i}": b.north})
-        where.append("(" + " OR ".join(envelopes) + ")")
+    if filtered or not _narrow(boxes):
+        where += _envelope_sql(boxes, params, mark=pyformat)
     point = "ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)"
     sql = (
-        f"SELECT {_COLS}, geom <-> {point} AS deg FROM station WHERE {' AND '.join(where)}"
+        f"SELECT {_COLS}, geom <-> {point} AS deg FROM station WHERE true{where}"
         f" ORDER BY geom <-> {point} LIMIT %(n)s"
     )
     return sql, params
 
 
-def _envelope_sql(boxes: list[Box], params: dict) -> str:
+def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
+    """' AND (geom && box OR …)' for the boxes, their corners bound in ``params``."""
     parts = []
     for i, b in enumerate(boxes):
-        parts.append(f"geom && ST_MakeEnvelope(:w{i}, :s{i}, :e{i}, :n{i}, 4326)")
+        corners = ", ".join(mark(f"{side}{i}") for side in "wsen")
+        parts.append(f"geom && ST_MakeEnvelope({corners}, 4326)")
         params.update({f"w{i}": b.west, f"s{i}": b.south, f"e{i}": b.east, f"n{i}": b.north})
     return " AND (" + " OR ".join(parts) + ")"
 
@@ -121,13 +113,13 @@ class PostgisStore(StationStore):
                 n *= 4
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
-        where, params, binds = filter_sql(flt)
+        where, params = filter_sql(flt)
         params.update(after_id=after_id, n=n)
         where += _envelope_sql([box], params)
         # && tests bounding boxes; for points that is exact containment.
         sql = text(
             f"SELECT {_COLS} FROM station WHERE id > :after_id{where} ORDER BY id LIMIT :n"
-        ).bindparams(*binds)
+        )
         return [row_to_station(r) for r in conn.execute(sql, params)]
 
     def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
@@ -189,18 +181,18 @@ class PostgisStore(StationStore):
                 })
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
-        where, params, binds = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.")
         params.update(mode=mode, minutes=minutes, w=box.west, s_=box.south, e=box.east, n=box.north)
         return self._areas(
             "a.mode = :mode AND a.minutes = :minutes"
             " AND a.geom && ST_MakeEnvelope(:w, :s_, :e, :n, 4326)" + where,
-            params, binds,
+            params,
         )
 
     def stations_serving(self, lat: float, lng: float, mode: str, minutes: int, flt: StationFilter):
-        where, params, binds = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.")
         params.update(mode=mode, minutes=minutes, lat=lat, lng=lng)
         return self._areas(
             f"a.mode = :mode AND a.minutes = :minutes AND ST_Intersects(a.geom, {_POINT})" + where,
-            params, binds,
+            params,
         )

@@ -18,11 +18,10 @@ from sqlalchemy import event, text
 
 from app.geo.geodesic import Box, boxes_within
 from app.stations.model import (
-    Hit, NearestQuery, ServiceArea, Station, StationFilter, StationInput, UpsertCounts,
+    KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, ServiceArea, Station, StationFilter,
+    StationInput, UpsertCounts,
 )
-from app.stations.model import KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS
-from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station
-from app.stations.vocabulary import amenity_mask
+from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station, signature_sql
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
 _FIRST_RADIUS_M = 400.0
@@ -83,26 +82,16 @@ class SqliteStore(StationStore):
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
         flt = query.filter
-        params: dict = {}
-        where = ["s.status = 'active'"]
-        if flt.kinds:
-            where.append("s.kind IN (" + ", ".join(f":k{i}" for i in range(len(flt.kinds))) + ")")
-            params.update({f"k{i}": k for i, k in enumerate(flt.kinds)})
-        if flt.amenities:
-            params["amask"] = amenity_mask(flt.amenities)
-            where.append("(s.amenities_yes & :amask) = :amask")
+        where, params = filter_sql(flt, "s.")
         limit_radius = query.radius_m
         radius = min(_FIRST_RADIUS_M, limit_radius)
         with self.driver_reading() as cursor:
-            if (flt.kinds or flt.amenities) and cursor.execute(
-                "SELECT 1 FROM station_signature g WHERE g.active > 0 AND "
-                + " AND ".join(w.replace("s.", "g.") for w in where[1:]) + " LIMIT 1", params,
-            ).fetchone() is None:
+            if (flt.kinds or flt.amenities) and cursor.execute(signature_sql(flt), params).fetchone() is None:
                 return []  # no active station anywhere matches the filter
             while True:
                 box_params = dict(params)
-                sql = f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes_within(query.lat, query.lng, radius), box_params)}"
-                sql += "".join(f" AND {w}" for w in where)
+                boxes = boxes_within(query.lat, query.lng, radius)
+                sql = f"SELECT {_COLS} FROM station s WHERE {_box_sql(boxes, box_params)}{where}"
                 rows = cursor.execute(sql, box_params).fetchall()
                 inside = [h for h in rank(rows, query) if h.distance_m <= radius]
                 if len(inside) == query.limit or radius >= limit_radius:
@@ -112,14 +101,14 @@ class SqliteStore(StationStore):
                 radius = min(radius * min(max(growth, 1.5), 4.0), limit_radius)
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
-        where, params, binds = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.")
         params.update(after_id=after_id, n=n)
         # The R*Tree narrows; the exact lat/lng test removes float32 edge cases.
         sql = text(
             f"SELECT {_COLS} FROM station s WHERE {_box_sql([box], params)}"
             f" AND s.lat BETWEEN :s0 AND :n0 AND s.lng BETWEEN :w0 AND :e0"
             f" AND s.id > :after_id{where} ORDER BY s.id LIMIT :n"
-        ).bindparams(*binds)
+        )
         return [row_to_station(r) for r in conn.execute(sql, params)]
 
     def upsert(self, stations: Sequence[StationInput], progress: Progress | None = None) -> UpsertCounts:
@@ -173,21 +162,21 @@ class SqliteStore(StationStore):
             conn.connection.driver_connection.cursor().executemany(sql, rows)
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
-        where, params, binds = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.")
         params.update(mode=mode, minutes=minutes, w=box.west, s_=box.south, e=box.east, n=box.north)
         return self._areas(
             "a.mode = :mode AND a.minutes = :minutes AND a.id IN (SELECT id FROM service_area_rtree"
             " WHERE max_lng >= :w AND min_lng <= :e AND max_lat >= :s_ AND min_lat <= :n)" + where,
-            params, binds,
+            params,
         )
 
     def stations_serving(self, lat: float, lng: float, mode: str, minutes: int, flt: StationFilter):
-        where, params, binds = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.")
         params.update(mode=mode, minutes=minutes, lat=lat, lng=lng)
         candidates = self._areas(
             "a.mode = :mode AND a.minutes = :minutes AND a.id IN (SELECT id FROM service_area_rtree"
             " WHERE min_lng <= :lng AND max_lng >= :lng AND min_lat <= :lat AND max_lat >= :lat)" + where,
-            params, binds,
+            params,
         )
         point = shapely.Point(lng, lat)
         # Same predicate as PostGIS's ST_Intersects: the boundary counts as inside.

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import shapely
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -244,14 +244,14 @@ class StationStore(ABC):
 
     _area_wkb_sql: str  # SQL for the area's geometry as WKB, per backend
 
-    def _areas(self, where: str, params: dict, binds=()) -> list[tuple[Station, ServiceArea]]:
+    def _areas(self, where: str, params: dict) -> list[tuple[Station, ServiceArea]]:
         """(station, service area) pairs for the condition ``where`` on ``a`` (area) and ``s`` (station)."""
         cols = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
         area_cols = ", ".join(f"a.{c}" for c in SERVICE_AREA_COLUMNS)
         sql = text(
             f"SELECT {cols}, {area_cols}, {self._area_wkb_sql} AS wkb"
             f" FROM service_area a JOIN station s ON s.id = a.station_id WHERE {where} ORDER BY s.id"
-        ).bindparams(*binds)
+        )
         with self.reading() as conn:
             rows = conn.execute(sql, params).all()
         return [(row_to_station(r), row_to_service_area(r, shapely.from_wkb(bytes(r.wkb)))) for r in rows]
@@ -296,19 +296,38 @@ def _mapped_errors(dialect, pooled, invalidate):
         cursor.close()
 
 
-def filter_sql(flt: StationFilter, prefix: str = "") -> tuple[str, dict, list]:
-    """SQL conditions (ANDed, leading ' AND'), their parameters and expanding bind params."""
-    sql = f" AND {prefix}status = 'active'"
+def named(name: str) -> str:
+    """A bound parameter as SQLAlchemy's text() and sqlite3 write it."""
+    return f":{name}"
+
+
+def pyformat(name: str) -> str:
+    """A bound parameter as psycopg writes it."""
+    return f"%({name})s"
+
+
+def filter_sql(flt: StationFilter, prefix: str = "", *, active: bool = True, mark=named) -> tuple[str, dict]:
+    """SQL conditions for the filter's kinds and amenities (ANDed, each with a leading ' AND'),
+    and their parameters, every value bound. ``active`` adds ``status = 'active'``; ``mark``
+    writes a parameter in the driver's style. The conditions read ``kind`` and
+    ``amenities_yes``, so they apply to ``station`` and to ``station_signature`` alike."""
+    sql = f" AND {prefix}status = 'active'" if active else ""
     params: dict = {}
-    binds = []
     if flt.kinds:
-        sql += f" AND {prefix}kind IN :kinds"
-        params["kinds"] = list(flt.kinds)
-        binds.append(bindparam("kinds", expanding=True))
+        names = [f"kind{i}" for i in range(len(flt.kinds))]
+        sql += f" AND {prefix}kind IN ({', '.join(mark(n) for n in names)})"
+        params.update(zip(names, flt.kinds))
     if flt.amenities:
-        sql += f" AND ({prefix}amenities_yes & :amask) = :amask"
+        sql += f" AND ({prefix}amenities_yes & {mark('amask')}) = {mark('amask')}"
         params["amask"] = amenity_mask(flt.amenities)
-    return sql, params, binds
+    return sql, params
+
+
+def signature_sql(flt: StationFilter, mark=named) -> str:
+    """A query that finds a row if any active station matches the filter's kinds and amenities
+    (``station_signature`` is kept by triggers); the parameters are filter_sql's."""
+    conditions, _ = filter_sql(flt, "g.", active=False, mark=mark)
+    return f"SELECT 1 FROM station_signature g WHERE g.active > 0{conditions}"
 
 
 def _as_utc(value) -> datetime | None:
