@@ -158,20 +158,23 @@ class Filtered(Args):
         return StationFilter(kinds=self.kind, amenities=self.amenity)
 
 
-class Timed(Filtered):
-    open_now: Annotated[Flag, Field(description="Only stations open at `at`.")] = False
-    include_unknown: Annotated[Flag, Field(description="With open_now: also stations whose hours are unknown.")] = False
+class Dated(Args):
     at: Instant = None
-
-    def station_filter(self) -> StationFilter:
-        return StationFilter(kinds=self.kind, amenities=self.amenity, open_only=self.open_now,
-                             include_unknown=self.include_unknown)
 
     def instant(self, tz: str) -> datetime:
         """``at`` (read in ``tz`` when it has no offset), or now."""
         if self.at is None:
             return datetime.now(ZoneInfo(tz))
         return self.at if self.at.tzinfo else self.at.replace(tzinfo=ZoneInfo(tz))
+
+
+class Timed(Filtered, Dated):
+    open_now: Annotated[Flag, Field(description="Only stations open at `at`.")] = False
+    include_unknown: Annotated[Flag, Field(description="With open_now: also stations whose hours are unknown.")] = False
+
+    def station_filter(self) -> StationFilter:
+        return StationFilter(kinds=self.kind, amenities=self.amenity, open_only=self.open_now,
+                             include_unknown=self.include_unknown)
 
 
 class Travel(Args):
@@ -205,10 +208,8 @@ class BoxArgs(Boxed, Filtered):
     limit: _integer(1, MAX_BOX, "At most this many features; `truncated` says when more matched.") = 500
 
 
-class DetailArgs(Answered):
-    at: Instant = None
-
-    instant = Timed.instant
+class DetailArgs(Answered, Dated):
+    pass
 
 
 class CircleArgs(Located, Timed, Travel):

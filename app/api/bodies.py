@@ -7,6 +7,7 @@ validate real answers against them.
 """
 from __future__ import annotations
 
+import typing
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from app.geo.coordsys import COORDSYS
 from app.network.modes import MODE_NAMES
 from app.stations.model import STATION_FIELDS
+from app.stations.model import Station as StationModel
 from app.stations.vocabulary import ACCESS, AMENITIES, KINDS, OPEN_STATES
 
 Coordsys = Literal[COORDSYS]
@@ -47,6 +49,8 @@ _ENUMS: dict[str, Any] = {
     "fee": Literal["yes", "no"] | None,
     "status": Literal["active", "closed", "removed"],
 }
+# The dataclass's annotations, resolved (they are strings under `from __future__ import annotations`).
+_STATION_TYPES = typing.get_type_hints(StationModel)
 _WIRE_TYPES = {"coordinate": float, "amenities": list[AmenityName], "time": datetime | None}
 
 
@@ -56,14 +60,9 @@ def _station_fields(levels: tuple[str, ...], *, coordinates: bool = True) -> dic
         meta = f.metadata
         if meta["public"] not in levels or (meta["wire"] == "coordinate" and not coordinates):
             continue
-        annotation = _ENUMS.get(f.name) or _WIRE_TYPES.get(meta["wire"]) or _annotation(f)
+        annotation = _ENUMS.get(f.name) or _WIRE_TYPES.get(meta["wire"]) or _STATION_TYPES[f.name]
         out[meta["json"] or f.name] = (annotation, Field(description=meta["doc"]))
     return out
-
-
-def _annotation(f) -> Any:
-    # dataclass annotations are strings under `from __future__ import annotations`.
-    return eval(f.type, {"datetime": datetime}) if isinstance(f.type, str) else f.type  # noqa: S307 (our own source)
 
 
 _OPEN_FIELDS: dict[str, Any] = {
