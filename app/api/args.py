@@ -5,7 +5,6 @@ validation, the 400 answers and the OpenAPI parameters all follow from these mod
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -16,18 +15,16 @@ from pydantic_core import PydanticCustomError
 from app.api.contract import Args
 from app.geo.coordsys import COORDSYS, WGS84, to_wgs84
 from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
+from app.numbers import is_plain_integer, is_plain_number
 from app.stations.model import MAX_SEARCH_M, StationFilter
 from app.stations.vocabulary import AMENITIES, KINDS
 
-# Plain ASCII decimal notation only: no "１２" (full-width), "1_0", "0x1A" or "inf".
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 FIRST_YEAR, LAST_YEAR = 1900, 2200
 
 
 def _ascii_number(value):
-    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+    if isinstance(value, str) and not is_plain_number(value):
         if value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
             raise PydanticCustomError("finite_number", "not a finite number")
         raise PydanticCustomError("float_parsing", "not a number")
@@ -35,7 +32,7 @@ def _ascii_number(value):
 
 
 def _ascii_integer(value):
-    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+    if isinstance(value, str) and not is_plain_integer(value):
         raise PydanticCustomError("int_parsing", "not a whole number")
     return value
 
@@ -76,7 +73,7 @@ def _bbox(value):
     parts = value.split(",")
     if len(parts) != 4:
         raise PydanticCustomError("invalid_parameter", "'bbox' must be minLng,minLat,maxLng,maxLat.")
-    if not all(_NUMBER.fullmatch(p.strip()) for p in parts):
+    if not all(is_plain_number(p.strip()) for p in parts):
         raise PydanticCustomError("invalid_parameter", "'bbox' must be four numbers: minLng,minLat,maxLng,maxLat.")
     min_lng, min_lat, max_lng, max_lat = (float(p) for p in parts)
     if not (-180 <= min_lng <= 180 and -180 <= max_lng <= 180 and -90 <= min_lat <= 90 and -90 <= max_lat <= 90):

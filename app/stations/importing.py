@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shapely.geometry import shape
 
 from app.geo.coordsys import COORDSYS, to_wgs84
+from app.numbers import is_plain_number
 from app.stations import hours, osm
 from app.stations.model import DEFAULT_TIMEZONE, StationInput
 from app.stations.vocabulary import ACCESS, AMENITIES, KIND_CORE_AMENITY, KINDS, STATUSES, amenity_mask
@@ -42,7 +43,6 @@ _MAX_TEXT = 500
 _MAX_BATTERIES = 10_000
 
 # A decimal number in ASCII digits. float() alone would also take "２７.８", "2_7.8" and "nan".
-_ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
 # How Excel shows (and then saves) a long number in a General cell: 123456789012 -> 1.23457E+11.
 _EXCEL_SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?E\+[0-9]+")
@@ -343,7 +343,7 @@ def _coordinate(record: Mapping[str, object], name: str, limit: float) -> float:
         raise RowError(name, "is required")
     if isinstance(raw, str):
         text = raw.strip()
-        if not _ASCII_NUMBER.fullmatch(text):
+        if not is_plain_number(text):
             raise RowError(name, f"is not a number: {text[:40]!r}{_number_hint(text)}")
         value = float(text)
     elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
