@@ -35,14 +35,24 @@ $(STAMP): requirements.txt
 db: python
 	$(FLASK) db upgrade
 
-## demo: load the Zhuzhou demo stations (re-running updates, never duplicates)
+## demo: load the Zhuzhou demo stations (re-running updates, never duplicates), a demo
+## organisation with its 站长 and a few reports, and print the demo logins (demo data only)
 demo: db
 	$(FLASK) stations import data/demo/zhuzhou_demo.csv --coordsys gcj02 --source demo
+	@YIZHAN_SECRET_KEY="$(DEV_SECRET)" $(FLASK) ops demo
 
-## run: serve on http://$(HOST):$(PORT) with gunicorn
+# Development only: one secret for every worker and restart (sessions, tracking links), kept in
+# instance/ unless YIZHAN_SECRET_KEY is set. Production sets YIZHAN_SECRET_KEY itself.
+DEV_SECRET = $${YIZHAN_SECRET_KEY:-$$(test -s instance/secret_key || { mkdir -p instance && \
+	$(PY) -c 'import secrets; print(secrets.token_urlsafe(48))' > instance/secret_key; }; cat instance/secret_key)}
+
+## run: serve on http://$(HOST):$(PORT) with gunicorn, and run `ops tick` every minute beside it
 run: python db demo
-	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15)"
-	$(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15, staff: /staff/)"
+	@export YIZHAN_SECRET_KEY="$(DEV_SECRET)"; \
+	  ( while sleep 60; do $(FLASK) ops tick >/dev/null || echo "ops tick failed" >&2; done ) & ticker=$$!; \
+	  trap 'kill $$ticker 2>/dev/null' EXIT INT TERM; \
+	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 ## test: the whole suite, on both stores (SQLite and PostGIS), and the page in Chromium
 test: python browser

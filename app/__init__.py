@@ -53,12 +53,31 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)
 
-    from app import api, cli, web
+    from app import api, auth, cli, open311, reporting, staff, web
 
+    auth.init_app(app)  # first: it settles SECRET_KEY, which the tracking tokens are signed with
+    app.extensions["yizhan_ops"] = ops_for(app, app.extensions["yizhan_store"])
     api.init_app(app)
     web.init_app(app)
+    reporting.init_app(app)
+    open311.init_app(app)
+    staff.init_app(app)
     cli.init_app(app)
     return app
+
+
+def ops_for(app: Flask, stations):
+    """The operations service over a station store (the app's, or a test's on its own connection)."""
+    from app.ops.accounts import Accounts
+    from app.ops.outbox import Outbox
+    from app.ops.photos import PhotoStore
+    from app.ops.service import Ops
+    from app.web import absolute_url
+
+    secret = app.config["SECRET_KEY"]
+    return Ops(stations, Accounts(stations), Outbox(stations), PhotoStore(app.config["YIZHAN_UPLOAD_DIR"]),
+               secret_key=secret.encode() if isinstance(secret, str) else secret, link=absolute_url,
+               default_timezone=app.config["YIZHAN_TIMEZONE"])
 
 
 def _wechat(config):

@@ -124,5 +124,9 @@ def service_areas(minutes, mode):
 
 
 def init_app(app) -> None:
+    from app.ops import cli as ops_cli
+
+    ops_cli.add_station_commands(stations_cli)
     app.cli.add_command(stations_cli)
     app.cli.add_command(network_cli)
+    ops_cli.register(app)

@@ -41,6 +41,17 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+def _days(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, got {raw!r}") from None
+    if not 1 <= value <= 3650:
+        raise ValueError(f"{name} must be between 1 and 3650 days, got {value}")
+    return value
+
+
 NEVER_AUTO_PREPARE = 2**31 - 1
 
 
@@ -77,6 +88,7 @@ def from_environment(instance_path: str) -> dict:
     """Settings from environment variables, with the embedded SQLite file as default store."""
     default_db = "sqlite:///" + os.path.join(instance_path, "yizhan.sqlite3")
     url = normalise_database_url(os.environ.get("DATABASE_URL") or default_db)
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         # gzip only: every WeChat web-view and old Android browser takes it.
@@ -99,7 +111,17 @@ def from_environment(instance_path: str) -> dict:
         "WECHAT_JSSDK_URL": os.environ.get("WECHAT_JSSDK_URL", "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"),
         # Shared cache for the WeChat token/ticket across workers; the app falls back to
         # a per-process cache when Redis is not reachable.
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_URL": redis_url,
+        # Signs staff login sessions and CSRF tokens. Unset: app.auth makes a random one per
+        # process (sessions then end at restart and differ between workers) and says so.
+        "SECRET_KEY": os.environ.get("YIZHAN_SECRET_KEY", ""),
+        # Rate-limit counters (Flask-Limiter), shared by all workers; when Redis is unreachable
+        # each worker counts in its own memory until it is back (app.auth).
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or redis_url,
+        # Operations (issue #8): where photos are kept (by content hash; survives restarts), and how
+        # long reporters' contact details are kept after their work order is fixed or closed.
+        "YIZHAN_UPLOAD_DIR": os.environ.get("YIZHAN_UPLOAD_DIR") or os.path.join(instance_path, "uploads"),
+        "YIZHAN_PURGE_AFTER_DAYS": _days("YIZHAN_PURGE_AFTER_DAYS", 30),
         # Travel speeds by mode (app.network.modes), each overridable from the environment.
         "YIZHAN_SPEEDS_KMH": {name: _speed(m.speed_env, m.default_kmh) for name, m in MODES.items()},
     }

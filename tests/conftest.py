@@ -14,10 +14,11 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine
 
-from app import create_app
+from app import create_app, ops_for
 from app.config import normalise_database_url
 from app.extensions import db
 from app.stations.backends import drop_all_tables, store_for
+from tests.webhook_standin import webhook_standin  # noqa: F401 - a fixture, shared by the ops tests
 
 BACKENDS = ("sqlite", "postgis")
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/yizhan_test"
@@ -49,7 +50,8 @@ def apps():
     _reset_postgis(urls["postgis"])
     made = {}
     for name, url in urls.items():
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True,
+                          "YIZHAN_UPLOAD_DIR": os.path.join(tmp, "uploads-" + name)})
         with app.app_context():
             upgrade()
         made[name] = app
@@ -91,12 +93,20 @@ def store(connection):
 @contextmanager
 def _serving(app, store):
     """Point the app at this test's store, so requests see (only) this test's transaction."""
-    original = app.extensions["yizhan_store"]
+    original = app.extensions["yizhan_store"], app.extensions["yizhan_ops"]
     app.extensions["yizhan_store"] = store
+    app.extensions["yizhan_ops"] = ops_for(app, store)
     try:
         yield
     finally:
-        app.extensions["yizhan_store"] = original
+        app.extensions["yizhan_store"], app.extensions["yizhan_ops"] = original
+
+
+@pytest.fixture
+def ops(app, store):
+    """The operations service on this test's connection (rolled back with it)."""
+    with app.app_context():
+        yield ops_for(app, store)
 
 
 @pytest.fixture

@@ -68,6 +68,8 @@ def _station_fields(levels: tuple[str, ...], *, coordinates: bool = True) -> dic
 _OPEN_FIELDS: dict[str, Any] = {
     "open_state": (OpenState | None, Field(None, description="open, closed or unknown — never folded together.")),
     "next_change": (datetime | None, Field(None, description="When the open state changes next, if within a week.")),
+    "closed_reason": (str | None, Field(None, description="Why staff have closed it for now (open_state is then "
+                                                          "closed); null otherwise.")),
 }
 
 Station = create_model("Station", __base__=Body, **_station_fields(("summary",)), **_OPEN_FIELDS)

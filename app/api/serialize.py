@@ -69,6 +69,7 @@ def station(st: Station, coordsys: str, hours: HoursState | None = None, detail:
     if hours is not None:
         out["open_state"] = hours.state
         out["next_change"] = _iso(hours.next_change)
+        out["closed_reason"] = hours.reason
     if detail:
         _fields(st, _DETAIL, coords, out)
         out["amenity_states"] = amenity_states(st.amenities_yes, st.amenities_no)

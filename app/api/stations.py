@@ -55,7 +55,8 @@ def station_detail(args: DetailArgs, station_id: int):
     st = store().get(station_id)
     if st is None:
         raise ApiError(404, "not_found", f"No station with id {station_id}.", "id")
-    state = hours.evaluate(st.opening_hours, args.instant(timezone()), st.timezone)
+    state = hours.evaluate_station(st.opening_hours, args.instant(timezone()), st.timezone,
+                                   st.closure_reason, st.closure_until)
     return serialize.station(st, args.answer_in, state, detail=True)
 
 

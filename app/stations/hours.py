@@ -38,6 +38,8 @@ class HoursState:
     # When ``state`` next changes: aware, in the station's time zone. None means no change
     # within NEXT_CHANGE_HORIZON (e.g. "24/7"), or hours that are unknown or unreadable.
     next_change: datetime | None
+    # Why staff closed the station for now (a temporary closure overrides its hours); else None.
+    reason: str | None = None
 
 
 @lru_cache(maxsize=4096)
@@ -68,6 +70,15 @@ def evaluate(text: str | None, at: datetime, tz: str) -> HoursState:
         return HoursState(UNKNOWN, None)
     local = at.astimezone(_zone(tz)).replace(tzinfo=None)
     return _evaluate_local_minute(text, tz, local.replace(second=0, microsecond=0))
+
+
+def evaluate_station(text: str | None, at: datetime, tz: str, closure_reason: str | None = None,
+                     closure_until: datetime | None = None) -> HoursState:
+    """``evaluate``, unless staff have closed the station for now: then "closed" with the reason,
+    changing when the closure ends (``closure_until``; None: until someone reopens it)."""
+    if closure_reason is not None and (closure_until is None or at < closure_until):
+        return HoursState(CLOSED, closure_until.astimezone(_zone(tz)) if closure_until else None, closure_reason)
+    return evaluate(text, at, tz)
 
 
 # lru_cache keeps its table coherent under threads (gthread workers); at worst two threads

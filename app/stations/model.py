@@ -58,6 +58,14 @@ class Station(StationInput):
     id: int = _column("Yizhan's id (stable; printed on QR codes).", 0)
     created_at: datetime | None = _column("When it was first imported.", None, public="detail", wire="time")
     updated_at: datetime | None = _column("When its data last changed.", None, public="detail", wire="time")
+    # Operations (issue #8): set by station staff, never by an import. A temporary closure
+    # shows through ``open_state`` ("closed", with ``closed_reason``) rather than as fields.
+    closure_reason: str | None = _column("Why staff closed it for now; null when not closed.", None, public=None)
+    closure_until: datetime | None = _column("When a temporary closure ends; null: until reopened.", None,
+                                             public=None, wire="time")
+    out_of_order: int = _column("Amenities it has that are out of order until fixed.", 0, wire="amenities")
+    last_inspected_at: datetime | None = _column("When its manager last inspected it (daily checklist).", None,
+                                                 wire="time")
 
 
 STATION_FIELDS = fields(Station)

@@ -308,9 +308,11 @@ def pyformat(name: str) -> str:
 
 def filter_sql(flt: StationFilter, prefix: str = "", *, active: bool = True, mark=named) -> tuple[str, dict]:
     """SQL conditions for the filter's kinds and amenities (ANDed, each with a leading ' AND'),
-    and their parameters, every value bound. ``active`` adds ``status = 'active'``; ``mark``
-    writes a parameter in the driver's style. The conditions read ``kind`` and
-    ``amenities_yes``, so they apply to ``station`` and to ``station_signature`` alike."""
+    and their parameters, every value bound. ``active`` adds ``status = 'active'`` and leaves out
+    stations whose wanted amenity is out of order; ``mark`` writes a parameter in the driver's
+    style. Without ``active`` the conditions read only ``kind`` and ``amenities_yes``, so they
+    apply to ``station_signature`` too (which, knowing nothing of breakdowns, over-estimates:
+    it only ever answers "none match" early)."""
     sql = f" AND {prefix}status = 'active'" if active else ""
     params: dict = {}
     if flt.kinds:
@@ -318,7 +320,8 @@ def filter_sql(flt: StationFilter, prefix: str = "", *, active: bool = True, mar
         sql += f" AND {prefix}kind IN ({', '.join(mark(n) for n in names)})"
         params.update(zip(names, flt.kinds))
     if flt.amenities:
-        sql += f" AND ({prefix}amenities_yes & {mark('amask')}) = {mark('amask')}"
+        in_service = f"{prefix}amenities_yes & ~{prefix}out_of_order" if active else f"{prefix}amenities_yes"
+        sql += f" AND ({in_service} & {mark('amask')}) = {mark('amask')}"
         params["amask"] = amenity_mask(flt.amenities)
     return sql, params
 
@@ -367,6 +370,7 @@ def row_to_station(row) -> Station:
 _COLUMN = {name: i for i, name in enumerate(STATION_COLUMNS)}
 _ID, _LAT, _LNG = _COLUMN["id"], _COLUMN["lat"], _COLUMN["lng"]
 _HOURS, _ZONE = _COLUMN["opening_hours"], _COLUMN["timezone"]
+_CLOSURE, _CLOSURE_UNTIL = _COLUMN["closure_reason"], _COLUMN["closure_until"]
 
 
 def rank(rows: Sequence, query: NearestQuery) -> list[Hit]:
@@ -395,7 +399,11 @@ def rank(rows: Sequence, query: NearestQuery) -> list[Hit]:
         if d > query.radius_m:
             break
         row = rows[i]
-        state = hours.evaluate(row[_HOURS], query.at, row[_ZONE])
+        if row[_CLOSURE] is None:
+            state = hours.evaluate(row[_HOURS], query.at, row[_ZONE])
+        else:
+            state = hours.evaluate_station(row[_HOURS], query.at, row[_ZONE], row[_CLOSURE],
+                                           _as_utc(row[_CLOSURE_UNTIL]))
         if flt.open_only and state.state not in wanted:
             continue
         hits.append(Hit(row_to_station(row), d, state))

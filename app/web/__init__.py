@@ -6,7 +6,7 @@ import mimetypes
 import re
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, make_response, render_template, request, send_from_directory
+from flask import Blueprint, current_app, has_request_context, make_response, render_template, request, send_from_directory
 
 from app.api.serialize import json_response
 from app.network.modes import DEFAULT_MINUTES, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
@@ -44,6 +44,15 @@ def public_url(raw: str | None) -> str:
 def _site_url() -> str:
     """The base of absolute URLs: YIZHAN_PUBLIC_URL, else (development) this request's own host."""
     return current_app.config.get("YIZHAN_PUBLIC_URL") or request.url_root.rstrip("/")
+
+
+def absolute_url(path: str) -> str:
+    """``path`` of this site as an absolute URL (in notifications, share cards); outside a request
+    (the periodic job) only YIZHAN_PUBLIC_URL can say where the site is, else the path stays relative."""
+    base = current_app.config.get("YIZHAN_PUBLIC_URL")
+    if not base and has_request_context():
+        base = request.url_root.rstrip("/")
+    return (base or "") + path
 
 
 def _assets() -> Assets:

@@ -1,0 +1,239 @@
+"""``flask --app wsgi orgs|users|tokens|open311 …`` and ``stations assign``: accounts from the shell.
+
+Secrets go in on standard input (never as arguments, which end up in shell histories and
+``ps``) and come out once, alone on stdout's last line, so ``… | tail -n 1`` captures them;
+everything else is said on stderr.
+"""
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from app.ops.accounts import DEFAULT_TIMEZONE, ROLES, WEBHOOK_FORMATS, Accounts
+from app.ops.dbtime import utcnow
+from app.ops.errors import OpsError
+
+MAX_TOKEN_DAYS = 3650
+
+orgs_cli = AppGroup("orgs", help="Organisations that run stations.")
+users_cli = AppGroup("users", help="Staff users.")
+tokens_cli = AppGroup("tokens", help="Bearer tokens for the staff API.")
+open311_cli = AppGroup("open311", help="Open311 GeoReport v2.")
+keys_cli = AppGroup("keys", help="api_keys of Open311 client applications.")
+open311_cli.add_command(keys_cli)
+
+
+def _accounts() -> Accounts:
+    return Accounts(current_app.extensions["yizhan_store"])
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _ops(call, *args, **kwargs):
+    """Run an accounts call; its error becomes the command's message and a non-zero exit."""
+    try:
+        return call(*args, **kwargs)
+    except OpsError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _password_from_stdin(given: bool) -> str:
+    if not given:
+        raise click.ClickException(
+            "give the password on standard input with --password-stdin, e.g. "
+            "`printf '%s' \"$PASSWORD\" | flask --app wsgi users … --password-stdin` "
+            "(passwords are never taken as arguments: they would stay in shell histories)"
+        )
+    raw = sys.stdin.read()
+    password = raw[:-1] if raw.endswith("\n") else raw  # what `echo` adds is not part of it
+    password = password[:-1] if password.endswith("\r") else password
+    if not password:
+        raise click.ClickException("no password on standard input")
+    if "\n" in password or "\r" in password:
+        raise click.ClickException("the password on standard input must be a single line")
+    return password
+
+
+@orgs_cli.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="Display name, e.g. 荷塘区环卫所.")
+@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="IANA time zone of its SLA clocks.")
+@click.option("--webhook-url", default=None, help="Where its notifications are sent.")
+@click.option("--webhook-format", type=click.Choice(WEBHOOK_FORMATS), default="json", show_default=True,
+              help="wecom: a WeCom (企业微信) group robot; json: a plain JSON webhook.")
+def create_org(code, name, timezone, webhook_url, webhook_format):
+    """Create an organisation; CODE is its short name (lower-case, e.g. hetang-sanitation)."""
+    org = _ops(_accounts().create_organisation, code, name, timezone=timezone, webhook_url=webhook_url,
+               webhook_format=webhook_format)
+    click.echo(f"Created organisation {org.code} (id {org.id}, {org.timezone}).")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--org", "org_code", default=None, help="Organisation code (every role but admin needs one).")
+@click.option("--webhook-url", default=None, help="The user's own notification webhook (default: the organisation's).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (required).")
+def create_user(email, role, org_code, webhook_url, password_stdin):
+    """Create a staff user."""
+    password = _password_from_stdin(password_stdin)
+    user = _ops(_accounts().create_user, email, password, role, org_code=org_code, webhook_url=webhook_url)
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input (required).")
+def set_password(email, password_stdin):
+    """Give a staff user a new password."""
+    _ops(_accounts().set_password, email, _password_from_stdin(password_stdin))
+    click.echo(f"Password of {email.strip().lower()} changed.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user(email):
+    """Stop a staff user: no login; their sessions and tokens stop working at once."""
+    _ops(_accounts().set_active, email, False)
+    click.echo(f"{email.strip().lower()} deactivated.")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+@click.option("--expires-days", type=click.IntRange(1, MAX_TOKEN_DAYS), default=None,
+              help="Valid for this many days (default: until revoked).")
+def create_token(email, expires_days):
+    """Make a bearer token for a staff user; it is printed once, alone on the last line."""
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+    token = _ops(_accounts().create_token, email, expires_at=expires_at)
+    until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "until revoked"
+    _say(f"Bearer token for {email.strip().lower()}, valid {until}. It is shown only now; "
+         "send it as `Authorization: Bearer <token>`:")
+    click.echo(token)
+
+
+@tokens_cli.command("revoke")
+@click.argument("token")
+def revoke_token(token):
+    """Revoke a bearer token at once."""
+    if not _accounts().revoke_token(token.strip()):
+        raise click.ClickException("no such live token (unknown, or already revoked)")
+    click.echo("Token revoked.")
+
+
+@keys_cli.command("create")
+@click.argument("name")
+def create_open311_key(name):
+    """Issue an api_key to an Open311 client application; printed once, alone on the last line."""
+    key = _ops(_accounts().create_open311_key, name)
+    _say(f"api_key for {name.strip()}. It is shown only now:")
+    click.echo(key)
+
+
+@keys_cli.command("revoke")
+@click.argument("key")
+def revoke_open311_key(key):
+    """Revoke an Open311 api_key at once."""
+    if not _accounts().revoke_open311_key(key.strip()):
+        raise click.ClickException("no such live api_key (unknown, or already revoked)")
+    click.echo("api_key revoked.")
+
+
+@click.command("assign")
+@click.option("--org", "org_code", required=True, help="Code of the organisation that will run them.")
+@click.option("--source", default=None, help="Their data source (without SOURCE_IDs: every station of it).")
+@click.option("--manager", "manager_email", default=None,
+              help="E-mail of their manager (站长): a station_manager or org_manager of that organisation.")
+@click.argument("source_ids", nargs=-1)
+@with_appcontext  # made apart from its group (app/cli.py's ``stations``), so not wrapped by it
+def assign_stations(org_code, source, manager_email, source_ids):
+    """Give stations to an organisation, and optionally a manager (all or nothing)."""
+    count = _ops(_accounts().assign_stations, org_code, source=source, source_ids=source_ids,
+                 manager_email=manager_email)
+    managed = f", managed by {manager_email.strip().lower()}" if manager_email else ""
+    click.echo(f"Assigned {count:,} station(s) to {org_code}{managed}.")
+
+
+def add_station_commands(stations_group) -> None:
+    """``stations assign`` joins the existing ``stations`` group (app/cli.py)."""
+    stations_group.add_command(assign_stations)
+
+
+def register(app) -> None:
+    for group in (orgs_cli, users_cli, tokens_cli, open311_cli, ops_cli):
+        app.cli.add_command(group)
+
+
+# -- the operations jobs ---------------------------------------------------------------
+
+ops_cli = AppGroup("ops", help="Operations jobs: SLA clocks and notifications, purging, demo data.")
+
+
+def _service():
+    return current_app.extensions["yizhan_ops"]
+
+
+def _instant(value: str | None):
+    """An ISO 8601 time with its offset, for --now (tests and replays move the clock)."""
+    if value is None:
+        return utcnow()
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-27T09:30:00+08:00)") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give the time with its offset (e.g. +08:00 or Z)")
+    return parsed
+
+
+@ops_cli.command("tick")
+@click.option("--now", "now_text", default=None, help="Run as if it were this ISO 8601 time (default: now).")
+@click.option("--no-deliver", is_flag=True, help="Mark breaches but send no notifications this time.")
+def tick(now_text, no_deliver):
+    """Mark SLA breaches and escalate them, end expired closures, send due notifications.
+
+    Run it every minute (cron or a systemd timer; `make run` runs it for you). Each breach is
+    escalated once however often it runs.
+    """
+    result = _service().tick(_instant(now_text), deliver=not no_deliver)
+    click.echo(
+        f"breaches: {len(result.response_breaches)} response, {len(result.resolution_breaches)} resolution; "
+        f"escalations queued: {result.escalations}; closures ended: {len(result.reopened_stations)}; "
+        f"notifications sent: {result.delivered}, failed (will retry): {result.failed}")
+
+
+@ops_cli.command("purge")
+@click.option("--older-than-days", type=click.IntRange(1, 3650), default=None,
+              help="Default: YIZHAN_PURGE_AFTER_DAYS (30).")
+@click.option("--now", "now_text", default=None, help="Run as if it were this ISO 8601 time.")
+def purge(older_than_days, now_text):
+    """Erase reporters' phone numbers, e-mail addresses and device ids on work orders fixed or
+    closed longer ago than the retention time (the reports themselves stay)."""
+    days = older_than_days or current_app.config["YIZHAN_PURGE_AFTER_DAYS"]
+    count = _service().purge(timedelta(days=days), _instant(now_text))
+    click.echo(f"Erased the contact details of {count:,} report(s) closed more than {days} day(s) ago.")
+
+
+@ops_cli.command("demo")
+def demo():
+    """DEMO ONLY: an organisation running the demo stations, its staff and a few reports.
+
+    Prints the demo logins, with new random passwords each run. Never run this on a real deployment.
+    """
+    from app.ops.demo import load_demo
+
+    logins = _ops(load_demo, _service())
+    click.echo("=" * 72)
+    click.echo("  演示账号 DEMO LOGINS — demo data only, never on a real deployment")
+    for login in logins:
+        click.echo(f"  {login.who:<28} {login.email:<34} {login.password}")
+    click.echo("  Staff pages: /staff/   (passwords change each time `make run` starts)")
+    click.echo("=" * 72)
