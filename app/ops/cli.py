@@ -74,6 +74,36 @@ def create_org(code, name, timezone, webhook_url, webhook_format):
     click.echo(f"Created organisation {org.code} (id {org.id}, {org.timezone}).")
 
 
+@orgs_cli.command("categories")
+@click.argument("code")
+@click.option("--set", "source", type=click.File("r", encoding="utf-8"), default=None,
+              help="Replace them with this JSON file (- for standard input), as printed without options.")
+@click.option("--reset", is_flag=True, help="Go back to the default categories and limits.")
+def org_categories(code, source, reset):
+    """Print an organisation's problem categories with their priorities and SLA limits as JSON,
+    or replace them (--set FILE) or restore the defaults (--reset). Every problem in a file is
+    reported at once and nothing is changed unless the whole list is valid."""
+    import json
+
+    from app.ops.categories import category_to_dict
+
+    if source is not None and reset:
+        raise click.UsageError("give --set or --reset, not both")
+    accounts = _accounts()
+    if source is not None or reset:
+        try:
+            items = json.load(source) if source is not None else None
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"not JSON: {exc}") from None
+        org = _ops(accounts.set_categories, code, items)
+        _say(f"{org.code}: {len(org.categories)} categories now in force.")
+    else:
+        org = accounts.organisation_by_code(code)
+        if org is None:
+            raise click.ClickException(f"no organisation {code!r}")
+    click.echo(json.dumps([category_to_dict(c) for c in org.categories], ensure_ascii=False, indent=2))
+
+
 @users_cli.command("create")
 @click.argument("email")
 @click.option("--role", type=click.Choice(ROLES), required=True)
