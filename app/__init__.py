@@ -1,6 +1,7 @@
 """Yizhan (驿站): find the nearest public toilet, rest station, water point or battery swap."""
 from __future__ import annotations
 
+import functools
 import os
 
 from flask import Flask
@@ -76,7 +77,8 @@ def ops_for(app: Flask, stations):
 
     secret = app.config["SECRET_KEY"]
     return Ops(stations, Accounts(stations), Outbox(stations), PhotoStore(app.config["YIZHAN_UPLOAD_DIR"]),
-               secret_key=secret.encode() if isinstance(secret, str) else secret, link=absolute_url,
+               secret_key=secret.encode() if isinstance(secret, str) else secret,
+               link=functools.partial(absolute_url, app=app),
                default_timezone=app.config["YIZHAN_TIMEZONE"])
 
 

@@ -122,6 +122,8 @@ def from_environment(instance_path: str) -> dict:
         # long reporters' contact details are kept after their work order is fixed or closed.
         "YIZHAN_UPLOAD_DIR": os.environ.get("YIZHAN_UPLOAD_DIR") or os.path.join(instance_path, "uploads"),
         "YIZHAN_PURGE_AFTER_DAYS": _days("YIZHAN_PURGE_AFTER_DAYS", 30),
+        # Largest request body (a report: 3 photos of up to 10 MB and the form); larger ones get 413.
+        "MAX_CONTENT_LENGTH": int(os.environ.get("YIZHAN_MAX_UPLOAD_MB", "31")) * 1024 * 1024,
         # Travel speeds by mode (app.network.modes), each overridable from the environment.
         "YIZHAN_SPEEDS_KMH": {name: _speed(m.speed_env, m.default_kmh) for name, m in MODES.items()},
     }

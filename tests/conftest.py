@@ -104,9 +104,10 @@ def _serving(app, store):
 
 @pytest.fixture
 def ops(app, store):
-    """The operations service on this test's connection (rolled back with it)."""
-    with app.app_context():
-        yield ops_for(app, store)
+    """The operations service on this test's connection (rolled back with it). No app context is
+    held open: one would be shared by every request of the test (and Flask-WTF keeps its CSRF
+    token in it, so two clients would get the same one)."""
+    return ops_for(app, store)
 
 
 @pytest.fixture

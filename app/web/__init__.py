@@ -46,10 +46,10 @@ def _site_url() -> str:
     return current_app.config.get("YIZHAN_PUBLIC_URL") or request.url_root.rstrip("/")
 
 
-def absolute_url(path: str) -> str:
+def absolute_url(path: str, app=None) -> str:
     """``path`` of this site as an absolute URL (in notifications, share cards); outside a request
     (the periodic job) only YIZHAN_PUBLIC_URL can say where the site is, else the path stays relative."""
-    base = current_app.config.get("YIZHAN_PUBLIC_URL")
+    base = (app or current_app).config.get("YIZHAN_PUBLIC_URL")
     if not base and has_request_context():
         base = request.url_root.rstrip("/")
     return (base or "") + path

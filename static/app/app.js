@@ -78,6 +78,15 @@
     return out.replace(/\bPH\b/g, t("day.ph")).replace(/\boff\b/g, t("hours.off"))
       .replace(/(\S)-(\S)/g, "$1–$2").replace(/;\s*/g, t("hours.sep"));
   }
+  // "Inspected today", or the day it last was, on the device's own calendar (the person is
+  // at or near the station, so in its time zone).
+  function inspectedText(iso) {
+    var at = new Date(iso);
+    if (isNaN(at.getTime())) return "";
+    if (at.toDateString() === new Date().toDateString()) return t("sheet.inspected_today");
+    function pad(n) { return (n < 10 ? "0" : "") + n; }
+    return t("sheet.inspected_on", { date: at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) });
+  }
   function status(text) {
     var box = document.getElementById("status");
     box.textContent = text || "";
@@ -392,14 +401,19 @@
       var content = document.getElementById("sheet-content");
       content.textContent = "";
       content.appendChild(el("p", { class: "item-meta state-" + s.open_state, text: label(meta.kinds, s.kind) + " · " + openText(s) }));
+      // Closed by its staff for now (repairs, an event): say why.
+      if (s.open_state === "closed" && s.closed_reason) content.appendChild(el("p", { class: "item-meta state-closed", text: t("sheet.closed_reason", { reason: s.closed_reason }) }));
       if (s.batteries_available != null) content.appendChild(el("p", { class: "batteries", text: t("batteries", { n: s.batteries_available }) }));
-      var groups = { yes: [], no: [], unknown: [] };
+      if (s.last_inspected_at) content.appendChild(el("p", { class: "note", text: inspectedText(s.last_inspected_at) }));
+      var groups = { yes: [], no: [], unknown: [] }, broken = s.out_of_order || [];
       Object.keys(s.amenity_states || {}).forEach(function (a) { groups[s.amenity_states[a]].push(a); });
       ["yes", "no", "unknown"].forEach(function (g) {
         if (!groups[g].length) return;
         content.appendChild(el("h3", { class: "note", text: t("sheet.amenities_" + g) }));
         content.appendChild(el("ul", { class: "amen" }, groups[g].map(function (a) {
-          return el("li", { class: g, text: label(meta.amenities, a) });
+          // It has it, but it is out of order until fixed: not shown as available.
+          var out = g === "yes" && broken.indexOf(a) >= 0;
+          return el("li", { class: out ? "unknown out-of-order" : g, text: label(meta.amenities, a) + (out ? " · " + t("sheet.out_of_order") : "") });
         })));
       });
       var dl = el("dl", { class: "dl" });
@@ -410,6 +424,10 @@
       row("sheet.operator", s.operator);
       content.appendChild(dl);
       content.appendChild(navLinks(s));
+      // The report form is a page of its own (works without this script and the service worker).
+      content.appendChild(el("div", { class: "navs" }, [
+        el("a", { href: "/s/" + s.id + "/report?lang=" + encodeURIComponent(CONFIG.lang), class: "report", text: t("report.link") })
+      ]));
       var sheet = document.getElementById("sheet");
       lastFocus = document.activeElement;
       sheet.hidden = false;

@@ -2,7 +2,8 @@
  * Shell: hashed assets and the start page precached, cache-first. Pages: network first, a
  * cached copy offline (pages cached under an older release are dropped, since they name
  * asset hashes that are gone). API: network first; offline, the last answer for the same
- * URL, marked with when it was fetched; a few dozen answers at most.
+ * URL, marked with when it was fetched; a few dozen answers at most. Staff pages, tracking
+ * links, report forms and photos never go through the caches (nor does anything no-store).
  * Tiles: only tiles the person actually viewed, only good (CORS, 200) ones, capped
  * (OSM tile usage policy). */
 const VERSION = "{{ version }}";
@@ -14,6 +15,7 @@ const TILE_LIMIT = 400;
 const API_LIMIT = 40;
 const PAGE_LIMIT = 20;
 const SHELL = {{ shell | safe }};
+const PRIVATE = /^\/(staff|r|media|open311)\/|^\/api\/v1\/ops\/|^\/s\/[^/]+\/report$/;
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL_CACHE).then((c) => c.addAll(SHELL.concat(["/"]))).then(() => self.skipWaiting()));
@@ -42,7 +44,9 @@ async function networkFirst(request, cacheName, stamp, limit) {
   const cache = await caches.open(cacheName);
   try {
     const response = await fetch(request);
-    if (response.ok) {
+    // What the server says not to store (staff pages, tracking links, forms with a CSRF token)
+    // is not stored here either.
+    if (response.ok && !/no-store/i.test(response.headers.get("Cache-Control") || "")) {
       const headers = new Headers(response.headers);
       headers.set("X-Yizhan-Fetched-At", new Date().toISOString());
       const body = await response.clone().blob();
@@ -88,7 +92,9 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin === self.location.origin) {
-    if (url.pathname.startsWith("/a/")) {
+    if (PRIVATE.test(url.pathname)) {
+      return;  // staff work, tracking links, report forms and photos: the network only
+    } else if (url.pathname.startsWith("/a/")) {
       event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
     } else if (url.pathname.startsWith("/api/v1/wechat/")) {
       return;  // signatures are per page and time: never cached
