@@ -104,8 +104,8 @@ def _organisation_categories():
 
 def _writer():
     """Writes work orders as service requests, in the language and ``coordsys`` asked for."""
-    ops, lang, system = _ops(), page_lang(), wire.coordsys(request.args.get("coordsys"))
-    return lambda wo: wire.service_request(wo, ops.public_view(wo), lang, system, _photo_url)
+    lang, system = page_lang(), wire.coordsys(request.args.get("coordsys"))
+    return lambda view: wire.service_request(view, lang, system, _photo_url)
 
 
 # -- services ---------------------------------------------------------------------------
@@ -160,32 +160,21 @@ def create_request(fmt: str):
     return _answer(wire.submitted(done, page_lang(), track_url), private=True)
 
 
-def _public_work_orders(categories, **filters):
-    """Newest first, at most MAX_ROWS; the store filters by one category, so a list of service
-    codes is one query each, merged."""
-    store = _ops().store
-    if categories is None:
-        return store.public_work_orders(**filters, limit=wire.MAX_ROWS)
-    found = [wo for code in categories for wo in store.public_work_orders(**filters, category=code,
-                                                                          limit=wire.MAX_ROWS)]
-    return sorted(found, key=lambda wo: (wo.created_at, wo.id), reverse=True)[:wire.MAX_ROWS]
-
-
 @bp.get("/requests.<fmt>")
 def list_requests(fmt: str):
     zone = ZoneInfo(current_app.config["YIZHAN_TIMEZONE"])
     filters, write = wire.request_filters(request.args, utcnow(), zone), _writer()
-    return _answer([write(wo) for wo in _public_work_orders(**filters)])
+    return _answer([write(view) for view in _ops().public_list(**filters, limit=wire.MAX_ROWS)])
 
 
 @bp.get("/requests/<request_id>.<fmt>")
 def get_request(request_id: str, fmt: str):
-    wo, write = None, _writer()
+    view, write = None, _writer()
     if request_id.isascii() and request_id.isdigit() and len(request_id) <= 18:
-        wo = _ops().store.work_order(int(request_id))
-    if wo is None:
+        view = _ops().public_view_by_id(int(request_id))
+    if view is None:
         raise NotFound(f"No service request with id {request_id[:40]!r}.")
-    return _answer([write(wo)])
+    return _answer([write(view)])
 
 
 @bp.get("/tokens/<token>.<fmt>")

@@ -16,7 +16,6 @@ from app.ops.categories import Category
 from app.ops.errors import Invalid
 from app.ops.photos import MAX_PHOTOS
 from app.ops.service import PublicView, ReportInput, Submitted
-from app.ops.store import WorkOrder
 from app.ops.workflow import STATE_TYPES
 from app.reporting.texts import REASON_WORDS, STATE_WORDS, TEXTS
 
@@ -33,7 +32,6 @@ STATUS_OF_STATE = {state: "open" if kind == "open" else "closed" for state, kind
 STATUSES = ("open", "closed")
 # Whose words a work order's description is: the public's are published, as the standard does;
 # an inspection's (with the inspector's note) stay with the staff.
-PUBLIC_SOURCES = frozenset({"web", "open311"})
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # wall clock in notices, as the tracking page writes it
 GROUP = {"zh-CN": "驿站设施", "en": "Station facilities"}
 _SPACE = {"zh-CN": "", "en": " "}  # between sentences
@@ -95,11 +93,9 @@ def submitted(done: Submitted, lang: str, track_url: str) -> list[dict]:
              "service_notice": notice, "account_id": None}]
 
 
-def service_request(wo: WorkOrder, view: PublicView, lang: str, coordsys: str,
-                    photo_url: Callable[[str], str]) -> dict:
-    """One service request, from what the public may see (``view``) and the work order's own
-    description (the first reporter's words). Never a reporter's phone, e-mail, device or
-    tracking token."""
+def service_request(view: PublicView, lang: str, coordsys: str, photo_url: Callable[[str], str]) -> dict:
+    """One service request, from what the public may see (``view``). Never a reporter's phone,
+    e-mail, device or tracking token."""
     where = point(view.lat, view.lng, coordsys)
     return {
         "service_request_id": str(view.id),
@@ -107,7 +103,7 @@ def service_request(wo: WorkOrder, view: PublicView, lang: str, coordsys: str,
         "status_notes": view.status_note or None,
         "service_name": view.category.names[lang],
         "service_code": view.category.code,
-        "description": (wo.description or None) if wo.source in PUBLIC_SOURCES else None,
+        "description": view.description,
         "agency_responsible": view.organisation,
         "service_notice": _notice(view, lang),
         "requested_datetime": _iso(view.created_at),
@@ -225,7 +221,7 @@ def _comma_list(value: str, name: str, most: int) -> list[str]:
 
 
 def request_filters(args: Mapping[str, str], now: datetime, zone: ZoneInfo) -> dict:
-    """GET requests' filters, as ``public_work_orders`` takes them (plus ``categories``, a list).
+    """GET requests' filters, as ``Ops.public_list`` takes them.
 
     As the standard says, ``service_request_id`` overrides every other filter; without dates the
     answer covers the last 90 days (before ``end_date`` when only that is given).

@@ -41,6 +41,9 @@ MAX_REASON = 200
 # A report at a place (no station given) goes to the nearest station within this distance.
 JOIN_STATION_M = 50.0
 REPORT_SOURCES = ("web", "open311", "inspection")
+# Whose words are published as a work order's description (Open311 publishes it, as the standard
+# has it). An inspection's description carries the inspector's note: staff only.
+PUBLIC_DESCRIPTION_SOURCES = frozenset({"web", "open311"})
 STATION_STATUSES = ("open", "temporarily_closed")
 # Phone numbers: digits with an optional leading +, spaces and dashes as people type them.
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,22}[0-9]$")
@@ -96,6 +99,7 @@ class PublicView:
     state: str
     state_type: str
     close_reason: str | None
+    description: str | None  # the first reporter's words; None for inspections' work orders
     created_at: datetime
     updated_at: datetime
     due_at: datetime
@@ -323,7 +327,9 @@ class Ops:
         return PublicView(
             id=wo.id, category=self._category_or_placeholder(wo), station_id=wo.station_id,
             station_name=wo.station_name, state=wo.state, state_type=STATE_TYPES[wo.state],
-            close_reason=wo.close_reason, created_at=wo.created_at.astimezone(tz),
+            close_reason=wo.close_reason,
+            description=(wo.description or None) if wo.source in PUBLIC_DESCRIPTION_SOURCES else None,
+            created_at=wo.created_at.astimezone(tz),
             updated_at=wo.updated_at.astimezone(tz), due_at=wo.resolution_due_at.astimezone(tz),
             due_estimated=wo.due_estimated, reports=wo.reports, lat=wo.lat, lng=wo.lng,
             organisation=org.name if org else None, steps=steps, photos=photos,
@@ -333,12 +339,12 @@ class Ops:
         wo = self.store.work_order(work_order_id)
         return self.public_view(wo) if wo else None
 
-    def public_list(self, *, ids: Sequence[int] | None = None, category: str | None = None,
+    def public_list(self, *, ids: Sequence[int] | None = None, categories: Sequence[str] | None = None,
                     states: Sequence[str] | None = None, start: datetime | None = None,
                     end: datetime | None = None, limit: int = 1000) -> list[PublicView]:
         """Work orders for Open311's public list, newest first."""
         return [self.public_view(wo) for wo in self.store.public_work_orders(
-            ids=ids, category=category, states=states, start=start, end=end, limit=limit)]
+            ids=ids, categories=categories, states=states, start=start, end=end, limit=limit)]
 
     def _category_or_placeholder(self, wo: WorkOrder) -> Category:
         """The work order's category; if its organisation has since removed it, a stand-in that

@@ -198,20 +198,18 @@ class OpsStore:
             params["limit"] = limit
             return [_work_order(r) for r in conn.execute(text(sql), params)]
 
-    def public_work_orders(self, *, ids: Sequence[int] | None = None, category: str | None = None,
+    def public_work_orders(self, *, ids: Sequence[int] | None = None, categories: Sequence[str] | None = None,
                            states: Sequence[str] | None = None, start: datetime | None = None,
                            end: datetime | None = None, limit: int = 1000) -> list[WorkOrder]:
         """Work orders by the public filters of Open311's list (created between start and end),
         newest first."""
         where, params = [], {}
-        for name, values, column in (("id", ids, "w.id"), ("st", states, "w.state")):
+        for name, values, column in (("id", ids, "w.id"), ("st", states, "w.state"),
+                                     ("cat", categories, "w.category")):
             if values is not None:
                 names = [f"{name}{i}" for i, _ in enumerate(values)]
                 params.update(zip(names, values))
                 where.append(f"{column} IN ({', '.join(':' + n for n in names)})" if names else "1 = 0")
-        if category is not None:
-            where.append("w.category = :category")
-            params["category"] = category
         with self.stations.reading() as conn:
             if start is not None:
                 where.append("w.created_at >= :start")
