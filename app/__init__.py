@@ -31,6 +31,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # keep fields in the order the serializer writes them
     app.json.ensure_ascii = False  # Chinese names as UTF-8: readable and half the bytes
     os.makedirs(app.instance_path, exist_ok=True)
+    if app.config["YIZHAN_PROXY_HOPS"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["YIZHAN_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     compress.init_app(app)

@@ -41,14 +41,14 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
-def _days(name: str, default: int) -> int:
+def _whole(name: str, default: int, low: int, high: int, unit: str) -> int:
     raw = os.environ.get(name)
     try:
         value = int(raw) if raw is not None else default
     except ValueError:
-        raise ValueError(f"{name} must be a whole number of days, got {raw!r}") from None
-    if not 1 <= value <= 3650:
-        raise ValueError(f"{name} must be between 1 and 3650 days, got {value}")
+        raise ValueError(f"{name} must be a whole number of {unit}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high} {unit}, got {value}")
     return value
 
 
@@ -121,9 +121,12 @@ def from_environment(instance_path: str) -> dict:
         # Operations (issue #8): where photos are kept (by content hash; survives restarts), and how
         # long reporters' contact details are kept after their work order is fixed or closed.
         "YIZHAN_UPLOAD_DIR": os.environ.get("YIZHAN_UPLOAD_DIR") or os.path.join(instance_path, "uploads"),
-        "YIZHAN_PURGE_AFTER_DAYS": _days("YIZHAN_PURGE_AFTER_DAYS", 30),
+        "YIZHAN_PURGE_AFTER_DAYS": _whole("YIZHAN_PURGE_AFTER_DAYS", 30, 1, 3650, "days"),
+        # How many reverse proxies stand in front (each adds X-Forwarded-For/-Proto): the client's
+        # address (rate limits, session protection) is read from their headers. 0: none, trust nothing.
+        "YIZHAN_PROXY_HOPS": _whole("YIZHAN_PROXY_HOPS", 0, 0, 5, "proxies"),
         # Largest request body (a report: 3 photos of up to 10 MB and the form); larger ones get 413.
-        "MAX_CONTENT_LENGTH": int(os.environ.get("YIZHAN_MAX_UPLOAD_MB", "31")) * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": _whole("YIZHAN_MAX_UPLOAD_MB", 31, 1, 200, "MB") * 1024 * 1024,
         # Travel speeds by mode (app.network.modes), each overridable from the environment.
         "YIZHAN_SPEEDS_KMH": {name: _speed(m.speed_env, m.default_kmh) for name, m in MODES.items()},
     }

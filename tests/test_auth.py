@@ -323,3 +323,20 @@ def test_secret_key_from_the_environment_or_random_per_process(monkeypatch, capl
     key = "k" * 48
     monkeypatch.setenv("YIZHAN_SECRET_KEY", key)
     assert create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}).config["SECRET_KEY"] == key
+
+
+def test_behind_a_proxy_the_client_address_comes_from_the_forwarded_header(monkeypatch, tmp_path):
+    """YIZHAN_PROXY_HOPS=1 trusts one proxy's X-Forwarded-For; unset, the header is ignored
+    (anyone could send it to dodge the rate limits)."""
+    from flask import request
+
+    from app import create_app
+
+    seen = {}
+    for hops in ("0", "1"):
+        monkeypatch.setenv("YIZHAN_PROXY_HOPS", hops)
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/proxy{hops}.sqlite3", "TESTING": True})
+        app.add_url_rule("/_addr", "addr", lambda: request.remote_addr)
+        seen[hops] = app.test_client().get("/_addr", headers={"X-Forwarded-For": "203.0.113.9"},
+                                           environ_base={"REMOTE_ADDR": "10.0.0.1"}).text
+    assert seen == {"0": "10.0.0.1", "1": "203.0.113.9"}

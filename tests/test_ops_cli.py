@@ -86,3 +86,4 @@ def test_org_categories_print_replace_and_reset(cli, store, ops, tmp_path):
     assert reset.exit_code == 0
     assert next(c for c in ops.accounts.organisation_by_code("cli-org").categories
                 if c.code == "no_water").response.minutes == 20
+
