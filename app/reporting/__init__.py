@@ -216,8 +216,10 @@ def track(token: str):
     if view.state in OPEN_STATES:
         due_at = view.due_at.strftime(TIME_FORMAT)
         due = texts["due_estimated" if view.due_estimated else "due"].format(time=due_at)
-    notice = None  # right after sending, the form's redirect says which
-    if request.args.get("joined"):
+    notice = None  # right after sending (while still open), the form's redirect says which
+    if view.state not in OPEN_STATES:
+        pass  # a bookmarked link days later: the state says it all
+    elif request.args.get("joined"):
         notice = texts["joined"]
     elif request.args.get("new"):
         notice = texts["received"]
