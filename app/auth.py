@@ -1,7 +1,7 @@
 """Who is calling, and how often: staff sessions and bearer tokens, CSRF, rate limits.
 
 - Flask-Login keeps staff pages' login sessions (session protection "strong": a session moved to
-  another address or browser is dropped). A request with ``Authorization: Bearer <token>`` is
+  another browser is dropped; a phone moving between networks keeps it). A request with ``Authorization: Bearer <token>`` is
   judged by its token alone (``Accounts.principal_for_token``), never by a cookie it may carry.
   ``current_principal()`` says who it is (an ``app.ops.accounts.Principal``) or None.
 - Flask-WTF CSRF protects every POST/PUT/PATCH/DELETE, except requests with a bearer token (a
@@ -46,6 +46,21 @@ SECRET_KEY_MIN_LENGTH = 32
 
 login_manager = LoginManager()
 login_manager.session_protection = "strong"
+
+
+def _browser_identifier() -> str:
+    """What "strong" session protection compares: the browser, not its address. Flask-Login's own
+    identifier includes the client address, and a 站长's phone changes address whenever it moves
+    between Wi-Fi and 4G; a session cookie copied into another browser is still dropped."""
+    import hashlib
+
+    agent = request.headers.get("User-Agent", "")
+    return hashlib.sha512(agent.encode("utf-8", "replace")).hexdigest()
+
+
+# Flask-Login (pinned in requirements.txt) has no public setting for this; the attribute is the
+# generator its session protection calls.
+login_manager._session_identifier_generator = _browser_identifier
 csrf = CSRFProtect()
 # Storage, key prefix and fallback come from the app's config (RATELIMIT_*), at init_app.
 limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)

@@ -264,8 +264,12 @@ def test_pages_send_anonymous_users_to_the_login(probe, staff):
 def test_session_is_dropped_when_it_moves_to_another_browser(probe, staff):
     assert _log_in(probe).status_code == 302
     assert probe.get("/api/v1/_probe/whoami").get_json()["email"] == "li@example.cn"
+    # A phone moving from Wi-Fi to 4G keeps its session ...
+    roaming = probe.get("/api/v1/_probe/whoami", environ_base={"REMOTE_ADDR": "198.51.100.77"})
+    assert roaming.get_json()["email"] == "li@example.cn"
+    # ... a session cookie carried into another browser does not (session protection "strong").
     moved = probe.get("/api/v1/_probe/whoami", headers={"User-Agent": "another browser"})
-    assert moved.get_json()["email"] is None  # session protection "strong"
+    assert moved.get_json()["email"] is None
 
 
 def test_deactivated_users_session_stops_at_once(probe, staff):
