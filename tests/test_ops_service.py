@@ -183,11 +183,15 @@ def test_the_event_log_is_append_only_in_the_database(world, store):
 
 def test_a_worker_moves_only_their_own_work_and_only_forward(world):
     ops, boss, worker = world["ops"], world["east_org_manager"], world["east_worker"]
-    wo_id = _report(world).work_order_id
+    wo_id = _report(world, phone="13812345678").work_order_id
     with pytest.raises(NotFound):  # not assigned to them: invisible
         ops.get_work_order(worker, wo_id)
     ops.transition(boss, wo_id, "assigned", assignee=worker.email, now=T0 + timedelta(minutes=1))
-    assert ops.get_work_order(worker, wo_id).allowed == ("in_progress", "fixed")
+    seen = ops.get_work_order(worker, wo_id)
+    assert seen.allowed == ("in_progress", "fixed")
+    # The reporter's number stays with those who may call back: never a worker.
+    assert (seen.contacts_shown, [r.phone for r in seen.reports]) == (False, [None])
+    assert [r.phone for r in ops.get_work_order(boss, wo_id).reports] == ["13812345678"]
     with pytest.raises(Forbidden):
         ops.transition(worker, wo_id, "closed", reason="duplicate", now=T0 + timedelta(minutes=2))
 

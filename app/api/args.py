@@ -16,6 +16,8 @@ from app.api.contract import Args
 from app.geo.coordsys import COORDSYS, WGS84, to_wgs84
 from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
 from app.numbers import is_plain_integer, is_plain_number
+from app.ops.categories import CODE_MAX_LENGTH, CODE_PATTERN
+from app.ops.workflow import STATES
 from app.stations.model import MAX_SEARCH_M, StationFilter
 from app.stations.vocabulary import AMENITIES, KINDS
 
@@ -223,3 +225,25 @@ class ServingArgs(Located, Filtered, Travel):
 
 class CoverageArgs(Boxed, Filtered, Travel):
     pass
+
+
+# -- staff (operations) --------------------------------------------------------------
+
+MAX_WORK_ORDERS = 500
+# A state, or the group Open311 uses ('fixed' and 'closed' work orders are 'closed').
+WorkOrderStatus = Literal[(*STATES, "open", "closed")]
+
+
+class WorkOrderArgs(Args):
+    status: Annotated[WorkOrderStatus | None, Field(
+        description="A state, or the group `open` (new, confirmed, assigned, in_progress, reopened) or `closed` "
+                    "(fixed, closed).")] = None
+    station: _integer(0, 9223372036854775807, "Only work orders at this station (its id).") | None = None
+    category: Annotated[str | None, Field(
+        max_length=CODE_MAX_LENGTH, pattern=CODE_PATTERN.pattern,
+        description="Only this problem category (its service code, e.g. `no_water`).")] = None
+    overdue: Annotated[Flag, Field(description="Only open work orders past the clock that runs now "
+                                               "(the response limit until someone responds, then the resolution "
+                                               "limit).")] = False
+    limit: _integer(1, MAX_WORK_ORDERS, "At most this many, soonest due first; `truncated` says when more "
+                                        "matched.") = 100

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.geo.coordsys import COORDSYS
 from app.network.modes import MODE_NAMES
+from app.ops.categories import PRIORITIES
+from app.ops.service import REPORT_SOURCES
+from app.ops.workflow import CLOSING_REASONS, STATES
 from app.stations.model import STATION_FIELDS
 from app.stations.model import Station as StationModel
 from app.stations.vocabulary import ACCESS, AMENITIES, KINDS, OPEN_STATES
@@ -223,6 +226,128 @@ class JsSdkConfig(Body):
     timestamp: int
     nonceStr: str
     signature: str
+
+
+# -- staff (operations) ------------------------------------------------------------
+
+State = Literal[STATES]
+
+
+class WorkOrder(Body):
+    """A work order as staff see it. Times are in the responsible organisation's time zone."""
+
+    id: int
+    station_id: int | None = Field(description="Null for a report at a place without a station.")
+    station_name: str | None
+    category: str = Field(description="Its problem category: the Open311 service_code.")
+    category_name: Labels
+    priority: Literal[PRIORITIES]
+    state: State
+    close_reason: Literal[tuple(CLOSING_REASONS)] | None = Field(description="Why it was closed, while closed.")
+    assignee: str | None = Field(description="The e-mail of the staff member it was last given to.")
+    reports: int = Field(description="How many reports it gathers (the first plus every \"me too\").")
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime | None = Field(description="The clock that runs now: the response limit until someone "
+                                                "responds, then the resolution limit; null once fixed or closed.")
+    response_due_at: datetime
+    resolution_due_at: datetime
+    due_estimated: bool = Field(description="A limit in working days was counted without China's holiday "
+                                            "calendar for that year (not published yet).")
+    overdue: bool = Field(description="`due_at` has passed.")
+    lat: float = Field(description="WGS-84.")
+    lng: float = Field(description="WGS-84.")
+    description: str
+
+
+class WorkOrderList(Body):
+    count: int
+    truncated: bool = Field(description="More work orders matched than `limit`.")
+    results: list[WorkOrder]
+
+
+class WorkOrderEvent(Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    at: datetime
+    actor: str = Field(description="A staff e-mail, or `reporter`, `inspection` or `system`.")
+    from_state: State | None = Field(alias="from")
+    to_state: State = Field(alias="to")
+    note: str
+    public: bool
+    reason: str | None
+    assignee: str | None
+
+
+class ReportItem(Body):
+    id: int
+    created_at: datetime
+    source: Literal[REPORT_SOURCES]
+    description: str
+    lat: float
+    lng: float
+    media_url: str | None
+    phone: str | None = Field(description="Only for admins and the responsible organisation's managers "
+                                          "(`contacts_shown`); null otherwise or once purged.")
+    email: str | None = Field(description="As `phone`.")
+
+
+class PhotoRef(Body):
+    url: str = Field(description="/media/<sha256>: served to staff of the responsible organisation (and to anyone "
+                                 "for public photos).")
+    mime: str
+    width: int
+    height: int
+    public: bool
+
+
+class WorkOrderDetail(WorkOrder):
+    events: list[WorkOrderEvent] = Field(description="The append-only log, oldest first.")
+    allowed_transitions: list[State] = Field(description="The states this caller may move it to now.")
+    photos: list[PhotoRef]
+    report_items: list[ReportItem] = Field(description="The reports it gathers, oldest first.")
+    contacts_shown: bool = Field(description="Whether reporters' phone and e-mail are shown to this caller: "
+                                             "admins and the responsible organisation's org and station "
+                                             "managers, never workers.")
+
+
+class FailedItem(Body):
+    item: str
+    work_order_id: int
+    joined: bool = Field(description="It joined an open work order for the same problem.")
+
+
+class InspectionAnswer(Body):
+    id: int
+    station_id: int
+    distance_m: float | None = Field(description="From the device's position to the station; null without one.")
+    far: bool = Field(description="The position was more than `far_from_station_m` away.")
+    far_from_station_m: float
+    failed: list[FailedItem]
+
+
+class StationToInspect(Body):
+    id: int
+    name: str
+    kind: Literal[tuple(KINDS)]
+    lat: float
+    lng: float
+    last_inspected_at: datetime | None = Field(description="In the station's time zone.")
+
+
+class NotInspected(Body):
+    count: int
+    results: list[StationToInspect]
+
+
+class ChecklistItem(Body):
+    code: str
+    labels: Labels
+    category: str = Field(description="The problem category a failed check opens (or joins) a work order in.")
+
+
+class Checklist(Body):
+    kind: Literal[tuple(KINDS)]
+    items: list[ChecklistItem]
 
 
 class OpenApiDocument(BaseModel):

@@ -1,9 +1,10 @@
-"""Each endpoint declared once: its query parameters and answers are pydantic models.
+"""Each endpoint declared once: its query parameters, JSON request body and answers are pydantic models.
 
-From that one declaration follow the parsing and validation of the query string, the
-``{"error": {"code", "message", "field"}}`` answers for bad input, and the OpenAPI 3.1
-document (``openapi_document``). Handlers receive a validated, typed ``args`` object
-and return a body built by app.api.serialize.
+From that one declaration follow the parsing and validation of the query string and the
+body, the ``{"error": {"code", "message", "field"}}`` answers for bad input, and the OpenAPI
+3.1 document (``openapi_document``). Handlers receive the caller (endpoints that need one),
+a validated, typed ``args`` object and ``payload`` (the body), and return a body built by
+app.api.serialize.
 """
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ class Args(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
 
 
+class Payload(BaseModel):
+    """Base of every JSON request body: unknown fields are refused (a misspelt field must not be
+    silently ignored) and nothing is coerced (``"true"`` is not ``true``, ``"5"`` is not ``5``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              str_strip_whitespace=True)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     rule: str
@@ -39,6 +48,14 @@ class Endpoint:
     errors: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
     cache_seconds: int = 0  # >0: the answer may be cached this long (vocabulary, the document)
+    method: str = "GET"
+    payload: type[Payload] | None = None  # the JSON request body
+    status: int = 200  # of a successful answer
+    auth: Callable[[], Any] | None = None  # says who is calling, or answers 401 itself
+
+    @property
+    def secured(self) -> bool:
+        return self.auth is not None
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -46,34 +63,59 @@ ENDPOINTS: list[Endpoint] = []
 # Errors any endpoint may answer; each endpoint adds its own.
 BAD_INPUT = {400: "Bad input: the error names the parameter."}
 STORE_DOWN = {503: "The station database is unavailable (or not set up); try again shortly."}
+UNAUTHORIZED = {401: "No credentials, or a token that is unknown, expired or revoked (see WWW-Authenticate)."}
+NOT_JSON = {413: "The body is too large.", 415: "The body must be JSON (Content-Type: application/json)."}
+# Staff bodies are a few fields; anything bigger is a mistake or an attack.
+MAX_PAYLOAD_BYTES = 64 * 1024
+# How the secured endpoints accept credentials (OpenAPI security schemes).
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "A staff token from `flask --app wsgi tokens create EMAIL`; no CSRF token needed."},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session",
+                      "description": "The staff pages' login session. POST, PUT and PATCH must also send the "
+                                     "session's CSRF token in the X-CSRFToken header (else 400 csrf_failed)."},
+}
 
 
 def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[BaseModel], summary: str,
              errors: dict[int, str] | None = None, media_type: str = "application/json",
-             cache_seconds: int = 0):
-    """Register a GET route whose handler takes ``args`` (a ``query`` instance) and path values."""
+             cache_seconds: int = 0, method: str = "GET", payload: type[Payload] | None = None,
+             status: int = 200, auth: Callable[[], Any] | None = None):
+    """Register a route. Its handler takes, in this order: the caller (``auth()``'s answer) when
+    ``auth`` is given, ``args`` (a ``query`` instance) when ``query`` is, the body (a ``payload``
+    instance) when ``payload`` is, then the path values. Who is calling is settled first: an
+    anonymous caller learns nothing from validation errors."""
 
     def register(handler: Callable[..., tuple[dict, int] | dict]):
         declared = Endpoint(
             rule=rule, name=handler.__name__, summary=summary,
             description=(handler.__doc__ or "").strip(), query=query, body=body,
-            errors={**(BAD_INPUT if query is not None else {}), **(errors or {})},
-            media_type=media_type, cache_seconds=cache_seconds,
+            errors={**(UNAUTHORIZED if auth is not None else {}),
+                    **(BAD_INPUT if query is not None or payload is not None else {}),
+                    **(NOT_JSON if payload is not None else {}), **(errors or {})},
+            media_type=media_type, cache_seconds=cache_seconds, method=method, payload=payload,
+            status=status, auth=auth,
         )
 
         @functools.wraps(handler)
         def view(**path_values):
-            args = parse(query, request.args) if query is not None else None
-            answer = handler(args, **path_values) if query is not None else handler(**path_values)
-            response = serialize.json_response(answer, mimetype=media_type)
+            inputs = [auth()] if auth is not None else []
+            if query is not None:
+                inputs.append(parse(query, request.args))
+            if payload is not None:
+                inputs.append(parse_body(payload))
+            answer = handler(*inputs, **path_values)
+            response = serialize.json_response(answer, status, mimetype=media_type)
             if cache_seconds:
                 response.cache_control.public = True
                 response.cache_control.max_age = cache_seconds
+            elif auth is not None:  # one caller's view of internal data: kept by no cache at all
+                response.cache_control.no_store = True
             else:  # answers depend on "now" and on live data
                 response.cache_control.no_cache = True
             return response
 
-        bp.add_url_rule(rule, handler.__name__, view, methods=["GET"])
+        bp.add_url_rule(rule, handler.__name__, view, methods=[method])
         ENDPOINTS.append(declared)
         return handler
 
@@ -160,6 +202,41 @@ def _shown(error: dict) -> str:
     return repr(str(error.get("input", ""))[:40])
 
 
+def parse_body(model: type[Payload]) -> Payload:
+    """The request's JSON body as ``model``: 415 unless it is JSON, 413 when too big, else the
+    first problem as a 400 naming its field (``results.floor_clean`` for a nested one)."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the body as JSON, with Content-Type: application/json.")
+    # The declared length first, so a big body is not read; then what came (a body without a length).
+    data = request.get_data(cache=False) if (request.content_length or 0) <= MAX_PAYLOAD_BYTES else None
+    if data is None or len(data) > MAX_PAYLOAD_BYTES:
+        raise ApiError(413, "too_large", f"The body must be at most {MAX_PAYLOAD_BYTES // 1024} KB.")
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise _body_error(model, exc.errors(include_url=False)[0]) from None
+
+
+def _body_error(model: type[Payload], error: dict) -> ApiError:
+    kind, loc = error["type"], [str(part) for part in error["loc"]]
+    name = ".".join(loc) or None
+    if kind == "json_invalid":
+        return ApiError(400, "invalid_json", f"The body is not valid JSON ({error['ctx']['error']}).")
+    if not loc:  # the body as a whole: e.g. a list or a string instead of an object
+        return ApiError(400, "invalid_json", "The body must be a JSON object.")
+    if kind == "missing":
+        return ApiError(400, "missing_parameter", f"'{name}' is required.", name)
+    if kind == "extra_forbidden":
+        known = ", ".join(model.model_fields) if len(loc) == 1 else ""
+        return ApiError(400, "invalid_parameter", f"Unknown field '{name}'" + (f"; known: {known}." if known else "."),
+                        name)
+    if kind in ("literal_error", "enum"):
+        return ApiError(400, "invalid_parameter", f"'{name}' must be {error['ctx']['expected']}.", name)
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return ApiError(400, "out_of_range", f"'{name}': {error['msg']}.", name)
+    return ApiError(400, "invalid_parameter", f"'{name}' is not valid: {error['msg']}.", name)
+
+
 # -- the OpenAPI document ----------------------------------------------------------
 
 _PATH_PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
@@ -169,8 +246,10 @@ _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 def openapi_document(prefix: str, info: dict, error_model: type[BaseModel]) -> dict:
     """OpenAPI 3.1 for every declared endpoint, from the same models that validate and answer."""
     models = {e.body for e in ENDPOINTS} | {error_model}
+    payloads = {e.payload for e in ENDPOINTS if e.payload is not None}
     _, defs = models_json_schema(
-        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)],
+        [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)]
+        + [(m, "validation") for m in sorted(payloads, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
     )
     paths: dict[str, dict] = {}
@@ -179,8 +258,8 @@ def openapi_document(prefix: str, info: dict, error_model: type[BaseModel]) -> d
         parameters = [_path_parameter(m) for m in _PATH_PARAM.finditer(e.rule)]
         if e.query is not None:
             parameters += _query_parameters(e.query)
-        responses = {"200": {"description": "OK", "content": {e.media_type: {
-            "schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}}
+        responses = {str(e.status): {"description": "OK" if e.status == 200 else "Created", "content": {
+            e.media_type: {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}}
         for status, text in sorted(e.errors.items()):
             responses[str(status)] = {"description": text, "content": {"application/json": {"schema": _ERROR_REF}}}
         operation = {"operationId": e.name, "summary": e.summary, "responses": responses}
@@ -188,13 +267,21 @@ def openapi_document(prefix: str, info: dict, error_model: type[BaseModel]) -> d
             operation["description"] = e.description
         if parameters:
             operation["parameters"] = parameters
-        paths[path.removeprefix(prefix)] = {"get": operation}
+        if e.payload is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{e.payload.__name__}"}}}}
+        if e.secured:
+            operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+        paths.setdefault(path.removeprefix(prefix), {})[e.method.lower()] = operation
+    components: dict[str, Any] = {"schemas": defs["$defs"]}
+    if any(e.secured for e in ENDPOINTS):
+        components["securitySchemes"] = SECURITY_SCHEMES
     return {
         "openapi": "3.1.0",
         "info": info,
         "servers": [{"url": prefix}],
         "paths": paths,
-        "components": {"schemas": defs["$defs"]},
+        "components": components,
     }
 
 
@@ -203,6 +290,9 @@ def _path_parameter(match) -> dict:
     schema: dict[str, Any] = {"type": "string"}
     if converter == "int":
         schema = {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}
+    elif converter == "any":  # <any(a, b):name>: one of the listed words
+        listed = re.search(r"\(([^)]*)\)", match.group(0)).group(1)
+        schema = {"type": "string", "enum": [word.strip().strip("'\"") for word in listed.split(",")]}
     return {"name": "id" if name.endswith("id") else name, "in": "path", "required": True, "schema": schema}
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import request
 from sqlalchemy.exc import OperationalError, ProgrammingError, TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
+
+from app.ops.errors import OpsError
 
 
 class ApiError(Exception):
@@ -41,6 +43,13 @@ def register(app, prefix: str) -> None:
         if exc.retry_after_s:
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
+
+    @app.errorhandler(OpsError)
+    def _ops_error(exc: OpsError):
+        # The operations service says which answer it is (status, code, field); this writes it.
+        if not request.path.startswith(prefix):  # a page that did not handle it: its plain HTTP error
+            return default_exceptions[exc.status](exc.message)
+        return answer(exc.status, exc.code, exc.message, exc.field)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

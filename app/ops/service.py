@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
@@ -125,6 +125,7 @@ class WorkOrderDetail:
     reports: list  # Report (phones only for the responsible organisation; see ``get_work_order``)
     attachments: list
     allowed: tuple[str, ...]  # the transitions this caller may make now
+    contacts_shown: bool  # whether ``reports`` carry reporters' phone, e-mail and device id
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,16 @@ def can_see(principal, wo: WorkOrder) -> bool:
             or (scope.managed_by is not None and wo.station_manager_id == principal.id))
 
 
+def contacts_visible_to(principal, wo: WorkOrder) -> bool:
+    """Who may read reporters' phone and e-mail (to call them back): admins, and the managers (org
+    and station) of the organisation responsible for the work order. Never workers: they act on
+    the problem, not on the person who reported it."""
+    if principal.role == "admin":
+        return True
+    return (principal.role in ("org_manager", "station_manager") and wo.organisation_id is not None
+            and principal.organisation_id == wo.organisation_id)
+
+
 class Ops:
     def __init__(self, stations, accounts, outbox, photos, *, secret_key: bytes,
                  link: Callable[[str], str] = lambda path: path, default_timezone: str = "Asia/Shanghai"):
@@ -185,7 +196,9 @@ class Ops:
     def _organisation(self, organisation_id: int | None):
         return self.accounts.organisation(organisation_id) if organisation_id is not None else None
 
-    def _timezone(self, organisation_id: int | None) -> str:
+    def timezone_of(self, organisation_id: int | None) -> str:
+        """The organisation's time zone (its clocks and the times its staff see); the site's default
+        for work orders nobody owns."""
         org = self._organisation(organisation_id)
         return org.timezone if org else self._default_tz
 
@@ -256,7 +269,7 @@ class Ops:
                 self.photos.discard(stored)
             raise
         wo = self.store.work_order(wo_id)
-        tz = self._timezone(wo.organisation_id)
+        tz = self.timezone_of(wo.organisation_id)
         return Submitted(wo.id, self.token_for(wo), joined, wo.resolution_due_at.astimezone(ZoneInfo(tz)))
 
     def _report_station(self, report: ReportInput) -> Station | None:
@@ -292,7 +305,7 @@ class Ops:
             if existing is not None:
                 self.store.count_report(existing.id, now)
                 return existing.id, True
-        tz = self._timezone(organisation_id)
+        tz = self.timezone_of(organisation_id)
         response, resolution = _due(now, category.response, tz), _due(now, category.resolution, tz)
         values = {
             "organisation_id": organisation_id, "station_id": station.id if station else None,
@@ -375,10 +388,15 @@ class Ops:
         return wo
 
     def get_work_order(self, principal, work_order_id: int) -> WorkOrderDetail:
+        """A work order as the caller may see it: reporters' contact details only for those who
+        may call them back (``contacts_visible_to``); for anyone else they never leave here."""
         wo = self._visible(principal, work_order_id)
-        return WorkOrderDetail(wo, self._category_or_placeholder(wo), self.store.events(wo.id),
-                               self.store.reports(wo.id), self.store.attachments(wo.id),
-                               self._allowed(principal, wo))
+        shown = contacts_visible_to(principal, wo)
+        reports = self.store.reports(wo.id)
+        if not shown:
+            reports = [replace(r, phone=None, email=None, device_id=None) for r in reports]
+        return WorkOrderDetail(wo, self._category_or_placeholder(wo), self.store.events(wo.id), reports,
+                               self.store.attachments(wo.id), self._allowed(principal, wo), shown)
 
     def _allowed(self, principal, wo: WorkOrder) -> tuple[str, ...]:
         from app.ops.workflow import allowed_next
@@ -424,7 +442,7 @@ class Ops:
                     values["assignee_id"] = assignee_user.id
                 if to == "reopened":  # the resolution clock runs again
                     category = self._category_or_placeholder(current)
-                    due = _due(at, category.resolution, self._timezone(current.organisation_id))
+                    due = _due(at, category.resolution, self.timezone_of(current.organisation_id))
                     values.update(resolution_due_at=due.at, resolution_breached_at=None,
                                   due_estimated=due.estimated)
                 self.store.update_work_order(wo.id, values)
@@ -471,7 +489,7 @@ class Ops:
 
     def _describe(self, wo: WorkOrder) -> list[str]:
         category = self._category_or_placeholder(wo)
-        tz = ZoneInfo(self._timezone(wo.organisation_id))
+        tz = ZoneInfo(self.timezone_of(wo.organisation_id))
         due = wo.due_at or wo.resolution_due_at
         return [f"问题 Problem: {category.names['zh-CN']} / {category.names['en']}",
                 f"站点 Station: {wo.station_name or '-'} (#{wo.station_id or '-'})",
@@ -535,7 +553,7 @@ class Ops:
 
     # -- stations: status and inspections ------------------------------------------------
 
-    def _managed_station(self, principal, station_id: int) -> Station:
+    def managed_station(self, principal, station_id: int) -> Station:
         """The station, if the caller looks after it: 404 outside their organisation, 403 for a role
         that may not change stations."""
         station = self.stations.get(station_id)
@@ -549,7 +567,7 @@ class Ops:
     def set_station_status(self, principal, station_id: int, status: str, reason: str | None = None,
                            until: datetime | None = None, now: datetime | None = None) -> Station:
         now = now or utcnow()
-        station = self._managed_station(principal, station_id)
+        station = self.managed_station(principal, station_id)
         if status not in STATION_STATUSES:
             raise Invalid(f"status must be one of {', '.join(STATION_STATUSES)}", "status")
         reason = _text(reason, MAX_REASON, "reason") or None
@@ -569,7 +587,7 @@ class Ops:
     def set_amenity(self, principal, station_id: int, amenity: str, out_of_order: bool,
                     reason: str | None = None, now: datetime | None = None) -> Station:
         now = now or utcnow()
-        station = self._managed_station(principal, station_id)
+        station = self.managed_station(principal, station_id)
         if amenity not in AMENITIES:
             raise Invalid(f"unknown amenity {amenity!r}; see /api/v1/meta", "amenity")
         bit = amenity_mask((amenity,))
@@ -588,7 +606,7 @@ class Ops:
                 now: datetime | None = None) -> InspectionResult:
         """Record a daily inspection; every failed item opens (or joins) a work order."""
         now = now or utcnow()
-        station = self._managed_station(principal, station_id)
+        station = self.managed_station(principal, station_id)
         items = checklist_for(station.kind)
         codes = [item.code for item in items]
         unknown = sorted(set(results) - set(codes))
@@ -659,7 +677,7 @@ class Ops:
         now = now or utcnow()
         scope = scope_for(principal)
         open_orders = self.store.work_orders(scope, states=sorted(OPEN_STATES))
-        zone = ZoneInfo(self._timezone(principal.organisation_id))
+        zone = ZoneInfo(self.timezone_of(principal.organisation_id))
         midnight = datetime.combine(now.astimezone(zone).date(), time(0), zone)
         done = self.store.work_orders(scope, states=("fixed", "closed"))
         return {

@@ -1,0 +1,72 @@
+"""JSON request bodies of /api/v1 (the staff endpoints), declared once as pydantic models.
+
+Limits and vocabularies come from where they are declared (the workflow's states and closing
+reasons, the service's text limits, the amenity vocabulary); the 400 answers and the OpenAPI
+``requestBody`` schemas follow from these models. Rules that need the stored state (is this
+transition allowed now, does the station have that amenity) are the service's.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
+
+from app.api.contract import Payload
+from app.ops.service import MAX_NOTE, MAX_REASON, STATION_STATUSES
+from app.ops.workflow import CLOSING_REASONS, STATES
+from app.stations.vocabulary import AMENITIES
+
+Note = Annotated[str, Field(max_length=MAX_NOTE, description="Free text for the log.")]
+Reason = Annotated[str | None, Field(max_length=MAX_REASON, description="Why; shown to the public where the "
+                                                                        "change is public.")]
+
+
+def _json_number(value):
+    """A JSON number, not a string or a boolean. 12.0 is a whole number too, as JSON Schema says."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Bodies are strict (Payload); whole numbers only so far as to take 12.0 for 12.
+StationId = Annotated[int, Field(ge=0, le=9223372036854775807, strict=False, description="The station's id."),
+                      BeforeValidator(_json_number)]
+
+
+class TransitionPayload(Payload):
+    to: Literal[STATES] = Field(description="The state to move to; only moves the workflow allows from the current "
+                                            "state succeed (409 otherwise).")
+    note: Note = ""
+    public: bool = Field(False, description="Show the note (and photos) on the reporter's tracking page and in "
+                                            "Open311's status_notes.")
+    assignee: Annotated[str | None, Field(
+        max_length=254, description="With `to: assigned`: the staff member's e-mail (of the responsible "
+                                    "organisation).")] = None
+    reason: Literal[tuple(CLOSING_REASONS)] | None = Field(None, description="With `to: closed` (and only then): "
+                                                                             "why it is closed.")
+
+
+class StationStatusPayload(Payload):
+    status: Literal[STATION_STATUSES]
+    reason: Reason = None
+    until: AwareDatetime | None = Field(None, description="With `temporarily_closed`: when it opens again by "
+                                                          "itself (ISO 8601 with an offset; in the future). "
+                                                          "Leave out: closed until reopened.")
+
+
+class AmenityPayload(Payload):
+    amenity: Literal[tuple(AMENITIES)] = Field(description="One of the station's amenities (see /meta).")
+    out_of_order: bool = Field(description="true: broken until fixed (it stops matching that amenity filter); "
+                                           "false: works again.")
+    reason: Reason = None
+
+
+class InspectionPayload(Payload):
+    station_id: StationId
+    results: dict[Annotated[str, Field(max_length=40)], bool] = Field(
+        description="Every item of the station kind's checklist (/ops/checklists/{kind}) with true (passed) or "
+                    "false (failed: opens or joins a work order).")
+    lat: Annotated[float, Field(ge=-90, le=90, description="The device's WGS-84 latitude.")] | None = None
+    lng: Annotated[float, Field(ge=-180, le=180, description="The device's WGS-84 longitude.")] | None = None
+    note: Note = ""
