@@ -52,7 +52,8 @@ run: python db demo
 	@export YIZHAN_SECRET_KEY="$(DEV_SECRET)"; \
 	  ( while sleep 60; do $(FLASK) ops tick >/dev/null || echo "ops tick failed" >&2; done ) & ticker=$$!; \
 	  trap 'kill $$ticker 2>/dev/null' EXIT INT TERM; \
-	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
+	    --logger-class app.logs.AccessLogger wsgi:app
 
 ## test: the whole suite, on both stores (SQLite and PostGIS), and the page in Chromium
 test: python browser

@@ -380,3 +380,25 @@ def test_every_state_and_closing_reason_has_words_in_both_languages():
     assert set(STATE_WORDS) == set(STATES) and set(REASON_WORDS) == set(CLOSING_REASONS)
     for words in (*STATE_WORDS.values(), *REASON_WORDS.values()):
         assert set(words) == set(TEXTS) and all(words.values())
+
+
+def test_access_logs_do_not_keep_tracking_tokens():
+    """gunicorn's access log line for a tracking page, through app.logs.AccessLogger."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from app.logs import AccessLogger
+
+    token = "42-AbC_d-Ef0123456789xyzQ"
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/r/{token}?new=1", "PATH_INFO": f"/r/{token}",
+               "QUERY_STRING": "new=1", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "203.0.113.5",
+               "HTTP_REFERER": f"https://yizhan.example.cn/open311/v2/tokens/{token}.json"}
+    response = SimpleNamespace(status="200 OK", headers=[], sent=10)
+    request = SimpleNamespace(headers=[("Referer", environ["HTTP_REFERER"])])
+    atoms = AccessLogger(Config()).atoms(response, request, environ, timedelta(milliseconds=3))
+    line = " ".join(str(value) for value in atoms.values())
+    assert token not in line
+    assert atoms["r"] == "GET /r/…?new=1 HTTP/1.1" and atoms["U"] == "/r/…"
+    assert atoms["f"] == "https://yizhan.example.cn/open311/v2/tokens/….json"
