@@ -328,3 +328,31 @@ def test_purge_erases_contact_details_after_the_configured_time(world, store):
     assert ops.purge(timedelta(days=30), now=T0 + timedelta(days=31)) == 1
     assert [r.phone for r in ops.store.reports(gone)] == [None]
     assert [r.phone for r in ops.store.reports(kept)] == ["13900000001"]  # still open: kept
+
+
+def test_the_public_list_reads_a_fixed_number_of_queries_however_long(world, connection):
+    """Open311's list of up to 1,000 requests must not cost queries per row."""
+    from sqlalchemy import event
+
+    ops = world["ops"]
+    for i, code in enumerate(("dirty", "no_paper", "no_water", "facility_broken", "safety", "other")):
+        ops.transition(world["east_org_manager"], _report(world, code=code).work_order_id, "confirmed",
+                       note="公开说明", public=True, now=T0 + timedelta(minutes=i + 1))
+    counted = []
+
+    def count(*_):
+        counted.append(1)
+
+    first = ops.list_work_orders(world["admin"], now=T0)[0].id
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        counted.clear()
+        one = ops.public_list(ids=[first])
+        few = len(counted)
+        counted.clear()
+        six = ops.public_list()
+        many = len(counted)
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert len(one) == 1 and len(six) == 6 and all(v.status_note == "公开说明" for v in six)
+    assert many == few  # the same queries for six work orders as for one

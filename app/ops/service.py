@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.geo.geodesic import distance_m
 from app.ops import clock
-from app.ops.categories import Category, Limit
+from app.ops.categories import DEFAULT_CATEGORIES, Category, Limit
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.ops.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound
@@ -203,8 +203,6 @@ class Ops:
         return org.timezone if org else self._default_tz
 
     def categories(self, organisation_id: int | None = None) -> tuple[Category, ...]:
-        from app.ops.categories import DEFAULT_CATEGORIES
-
         org = self._organisation(organisation_id)
         return org.categories if org else DEFAULT_CATEGORIES
 
@@ -332,21 +330,30 @@ class Ops:
         return self.public_view(wo) if wo else None
 
     def public_view(self, wo: WorkOrder) -> PublicView:
-        org = self._organisation(wo.organisation_id)
-        tz = ZoneInfo(org.timezone if org else self._default_tz)
-        steps = [PublicStep(e.event.at.astimezone(tz), e.event.to_state, e.event.note if e.event.public else "",
-                            e.event.reason) for e in self.store.events(wo.id)]
-        photos = [a.sha256 for a in self.store.attachments(wo.id) if a.public]
-        return PublicView(
-            id=wo.id, category=self._category_or_placeholder(wo), station_id=wo.station_id,
-            station_name=wo.station_name, state=wo.state, state_type=STATE_TYPES[wo.state],
-            close_reason=wo.close_reason,
-            description=(wo.description or None) if wo.source in PUBLIC_DESCRIPTION_SOURCES else None,
-            created_at=wo.created_at.astimezone(tz),
-            updated_at=wo.updated_at.astimezone(tz), due_at=wo.resolution_due_at.astimezone(tz),
-            due_estimated=wo.due_estimated, reports=wo.reports, lat=wo.lat, lng=wo.lng,
-            organisation=org.name if org else None, steps=steps, photos=photos,
-        )
+        return self.public_views([wo])[0]
+
+    def public_views(self, work_orders: Sequence[WorkOrder]) -> list[PublicView]:
+        """What the public may see of each work order, read in a fixed number of queries."""
+        ids = [wo.id for wo in work_orders]
+        events, attachments = self.store.events_of(ids), self.store.attachments_of(ids)
+        orgs = {oid: self._organisation(oid) for oid in {wo.organisation_id for wo in work_orders}}
+        views = []
+        for wo in work_orders:
+            org = orgs[wo.organisation_id]
+            tz = ZoneInfo(org.timezone if org else self._default_tz)
+            steps = [PublicStep(e.event.at.astimezone(tz), e.event.to_state, e.event.note if e.event.public else "",
+                                e.event.reason) for e in events.get(wo.id, [])]
+            views.append(PublicView(
+                id=wo.id, category=_category_in(org.categories if org else DEFAULT_CATEGORIES, wo),
+                station_id=wo.station_id, station_name=wo.station_name, state=wo.state,
+                state_type=STATE_TYPES[wo.state], close_reason=wo.close_reason,
+                description=(wo.description or None) if wo.source in PUBLIC_DESCRIPTION_SOURCES else None,
+                created_at=wo.created_at.astimezone(tz), updated_at=wo.updated_at.astimezone(tz),
+                due_at=wo.resolution_due_at.astimezone(tz), due_estimated=wo.due_estimated, reports=wo.reports,
+                lat=wo.lat, lng=wo.lng, organisation=org.name if org else None, steps=steps,
+                photos=[a.sha256 for a in attachments.get(wo.id, []) if a.public],
+            ))
+        return views
 
     def public_view_by_id(self, work_order_id: int) -> PublicView | None:
         wo = self.store.work_order(work_order_id)
@@ -356,17 +363,11 @@ class Ops:
                     states: Sequence[str] | None = None, start: datetime | None = None,
                     end: datetime | None = None, limit: int = 1000) -> list[PublicView]:
         """Work orders for Open311's public list, newest first."""
-        return [self.public_view(wo) for wo in self.store.public_work_orders(
-            ids=ids, categories=categories, states=states, start=start, end=end, limit=limit)]
+        return self.public_views(self.store.public_work_orders(
+            ids=ids, categories=categories, states=states, start=start, end=end, limit=limit))
 
     def _category_or_placeholder(self, wo: WorkOrder) -> Category:
-        """The work order's category; if its organisation has since removed it, a stand-in that
-        still names the code (history is never rewritten)."""
-        for category in self.categories(wo.organisation_id):
-            if category.code == wo.category:
-                return category
-        return Category(wo.category, {"zh-CN": wo.category, "en": wo.category}, {"zh-CN": "", "en": ""},
-                        wo.priority, Limit(minutes=1), Limit(minutes=1))
+        return _category_in(self.categories(wo.organisation_id), wo)
 
     # -- staff: work orders -----------------------------------------------------------
 
@@ -690,6 +691,16 @@ class Ops:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _category_in(categories: Sequence[Category], wo: WorkOrder) -> Category:
+    """The work order's category; if its organisation has since removed it, a stand-in that still
+    names the code (history is never rewritten)."""
+    for category in categories:
+        if category.code == wo.category:
+            return category
+    return Category(wo.category, {"zh-CN": wo.category, "en": wo.category}, {"zh-CN": "", "en": ""},
+                    wo.priority, Limit(minutes=1), Limit(minutes=1))
 
 
 def _due(start: datetime, limit: Limit, tz: str) -> clock.Due:

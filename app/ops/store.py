@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from app.ops.dbtime import from_db, to_db
 from app.ops.workflow import OPEN_STATES, STATE_TYPES, Event
@@ -266,15 +266,25 @@ class OpsStore:
                  "assignee_id": assignee_id}).scalar_one()
 
     def events(self, work_order_id: int) -> list[StoredEvent]:
+        return self.events_of([work_order_id]).get(work_order_id, [])
+
+    def events_of(self, work_order_ids: Sequence[int]) -> dict[int, list[StoredEvent]]:
+        """The logs of several work orders in one query (a list of a thousand is one read, not a thousand)."""
+        found: dict[int, list[StoredEvent]] = {}
+        if not work_order_ids:
+            return found
+        query = text(
+            "SELECT e.id, e.work_order_id, e.at, e.actor_id, e.actor, e.from_state, e.to_state, e.note, e.public,"
+            " e.reason, e.assignee_id, u.email AS assignee FROM work_order_event e"
+            " LEFT JOIN staff_user u ON u.id = e.assignee_id WHERE e.work_order_id IN :ids ORDER BY e.id"
+        ).bindparams(bindparam("ids", expanding=True))
         with self.stations.reading() as conn:
-            rows = conn.execute(text(
-                "SELECT e.id, e.at, e.actor_id, e.actor, e.from_state, e.to_state, e.note, e.public, e.reason,"
-                " e.assignee_id, u.email AS assignee FROM work_order_event e"
-                " LEFT JOIN staff_user u ON u.id = e.assignee_id WHERE e.work_order_id = :wo ORDER BY e.id"),
-                {"wo": work_order_id}).all()
-        return [StoredEvent(r.id, Event(work_order_id, from_db(r.at), r.actor, r.from_state, r.to_state,
-                                        r.note, bool(r.public), r.reason, r.assignee),
-                            r.actor_id, r.assignee_id) for r in rows]
+            rows = conn.execute(query, {"ids": list(work_order_ids)}).all()
+        for r in rows:
+            found.setdefault(r.work_order_id, []).append(StoredEvent(
+                r.id, Event(r.work_order_id, from_db(r.at), r.actor, r.from_state, r.to_state, r.note,
+                            bool(r.public), r.reason, r.assignee), r.actor_id, r.assignee_id))
+        return found
 
     # -- reports and attachments -------------------------------------------------
 
@@ -307,11 +317,21 @@ class OpsStore:
                      "item": inspection_item_id, "public": public})
 
     def attachments(self, work_order_id: int) -> list[Attachment]:
+        return self.attachments_of([work_order_id]).get(work_order_id, [])
+
+    def attachments_of(self, work_order_ids: Sequence[int]) -> dict[int, list[Attachment]]:
+        found: dict[int, list[Attachment]] = {}
+        if not work_order_ids:
+            return found
         cols = ", ".join(f.name for f in fields(Attachment))
+        query = text(f"SELECT work_order_id, {cols} FROM attachment WHERE work_order_id IN :ids ORDER BY id"
+                     ).bindparams(bindparam("ids", expanding=True))
         with self.stations.reading() as conn:
-            rows = conn.execute(text(f"SELECT {cols} FROM attachment WHERE work_order_id = :wo ORDER BY id"),
-                                {"wo": work_order_id}).all()
-        return [Attachment(**{**r._mapping, "public": bool(r.public)}) for r in rows]
+            rows = conn.execute(query, {"ids": list(work_order_ids)}).all()
+        for r in rows:
+            values = {name: getattr(r, name) for name in cols.split(", ")}
+            found.setdefault(r.work_order_id, []).append(Attachment(**{**values, "public": bool(r.public)}))
+        return found
 
     def photo_owners(self, sha256: str) -> tuple[bool, set[int]]:
         """(whether any use of the photo is public, the organisations whose work orders hold it)."""
