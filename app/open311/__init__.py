@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, g, request, url_for
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
@@ -27,8 +27,11 @@ from app.web import absolute_url
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
+# Without a valid api_key (someone guessing keys, or a revoked client), per address; a client
+# application with its key is held by its key's limit, however many of its users one city
+# hotline server posts for from its one address.
 POSTS_PER_ADDRESS = "5 per 10 minutes"
-POSTS_PER_KEY = "60 per minute"  # one client application, however many addresses it posts from
+POSTS_PER_KEY = "60 per minute"
 MAX_TOKEN_LENGTH = 100
 
 
@@ -146,12 +149,19 @@ def _uploaded_photos() -> list[bytes]:
     return [blob for blob in blobs if blob]  # an empty part is a file input left empty
 
 
+def _api_key_id() -> int | None:
+    """The calling client application's key id (None: missing, unknown or revoked), once per request."""
+    if "open311_key_id" not in g:
+        g.open311_key_id = _ops().accounts.open311_key_id(request.form.get("api_key", ""))
+    return g.open311_key_id
+
+
 @bp.post("/requests.<fmt>")
-@limiter.limit(POSTS_PER_ADDRESS)
+@limiter.limit(POSTS_PER_ADDRESS, exempt_when=lambda: _api_key_id() is not None)
 @limiter.limit(POSTS_PER_KEY, key_func=_key_bucket)
 def create_request(fmt: str):
     ops = _ops()
-    key_id = ops.accounts.open311_key_id(request.form.get("api_key", ""))
+    key_id = _api_key_id()
     if key_id is None:
         raise Forbidden("api_key is missing, unknown or revoked: ask this site's operators for one")
     done = ops.submit_report(wire.report_input(request.form, _uploaded_photos(), key_id))
