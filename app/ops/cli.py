@@ -264,6 +264,6 @@ def demo():
     click.echo("=" * 72)
     click.echo("  演示账号 DEMO LOGINS — demo data only, never on a real deployment")
     for login in logins:
-        click.echo(f"  {login.who:<28} {login.email:<34} {login.password}")
+        click.echo(f"  {login.email:<32} {login.password:<18} {login.who}")  # CJK last: it would misalign
     click.echo("  Staff pages: /staff/   (passwords change each time `make run` starts)")
     click.echo("=" * 72)
