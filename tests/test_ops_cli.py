@@ -53,7 +53,7 @@ def test_demo_loads_an_organisation_its_staff_and_reports_and_prints_logins(cli,
     first = cli.invoke(args=["ops", "demo"])
     assert first.exit_code == 0, first.output
     assert "DEMO" in first.output and "zhanzhang@demo.yizhan.invalid" in first.output
-    password = next(line.split()[-1] for line in first.output.splitlines() if "zhanzhang@" in line)
+    password = next(line.split()[1] for line in first.output.splitlines() if "zhanzhang@" in line)
     assert ops.accounts.authenticate("zhanzhang@demo.yizhan.invalid", password) is not None
     with store.reading() as conn:
         count = conn.execute(text("SELECT count(*) FROM work_order")).scalar()
