@@ -21,6 +21,9 @@
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import math
 import secrets
 import time
@@ -42,6 +45,7 @@ from app.web import LANGS, _lang as page_lang  # the finder's rule: ?lang=, else
 OPEN311_PREFIX = "/open311/"
 STAFF_HOME = "/staff/"  # where a login without ``next`` lands
 LOGIN_LIMIT = "10 per minute"  # password guesses per client address
+ACCOUNT_LOGIN_LIMIT = "20 per hour"  # and per account, however many addresses guess at it
 SECRET_KEY_MIN_LENGTH = 32
 
 login_manager = LoginManager()
@@ -51,9 +55,8 @@ login_manager.session_protection = "strong"
 def _browser_identifier() -> str:
     """What "strong" session protection compares: the browser, not its address. Flask-Login's own
     identifier includes the client address, and a 站长's phone changes address whenever it moves
-    between Wi-Fi and 4G; a session cookie copied into another browser is still dropped."""
-    import hashlib
-
+    between Wi-Fi and 4G; a session cookie carried into another browser (another User-Agent)
+    is still dropped."""
     agent = request.headers.get("User-Agent", "")
     return hashlib.sha512(agent.encode("utf-8", "replace")).hexdigest()
 
@@ -63,7 +66,20 @@ def _browser_identifier() -> str:
 login_manager._session_identifier_generator = _browser_identifier
 csrf = CSRFProtect()
 # Storage, key prefix and fallback come from the app's config (RATELIMIT_*), at init_app.
-limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
+def client_key() -> str:
+    """Whom a rate limit counts: an IPv4 address, or an IPv6 address's /64 (one home or phone
+    line gets a whole /64, so counting single IPv6 addresses would give anyone endless tries)."""
+    address = get_remote_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+limiter = Limiter(key_func=client_key, in_memory_fallback_enabled=True)
 
 bp = Blueprint("staff_auth", __name__, url_prefix="/staff")
 
@@ -118,7 +134,9 @@ def _user_from_session(user_id: str):
         principal = _accounts().user(int(user_id))
     except ValueError:
         return None
-    return StaffUser(principal) if principal else None
+    if principal is None or not secrets.compare_digest(session.get("credential", ""), principal.credential):
+        return None  # deactivated, or the password changed since this session logged in
+    return StaffUser(principal)
 
 
 @login_manager.request_loader
@@ -220,8 +238,21 @@ def _login_page(problem: str | None = None, status: int = 200, email: str = ""):
     return response
 
 
+def _account_key() -> str:
+    """The account a login tries, as a MAC under the site's secret: no e-mail addresses in the
+    limiter's storage, not even as a plain hash anyone could match against a staff list."""
+    email = (request.form.get("email") or "").strip().lower()
+    secret = current_app.config["SECRET_KEY"]
+    mac = hmac.new(secret.encode() if isinstance(secret, str) else secret, email.encode("utf-8", "replace"),
+                   hashlib.sha256)
+    return "login-account:" + mac.hexdigest()[:32]
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT, methods=["POST"])
+# Failed tries only: the owner logging in and out all day must not lock themselves out.
+@limiter.limit(ACCOUNT_LOGIN_LIMIT, methods=["POST"], key_func=_account_key,
+               deduct_when=lambda response: response.status_code != 302)
 def login():
     if request.method == "GET":
         if current_principal() is not None:
@@ -233,6 +264,7 @@ def login():
         return _login_page("failed", 200, email=email.strip()[:254])
     session.clear()  # nothing from before the login (e.g. an old CSRF token) carries over
     login_user(StaffUser(principal))
+    session["credential"] = principal.credential
     return redirect(_safe_next(request.form.get("next")))
 
 

@@ -61,10 +61,13 @@ def engine_options(url: str) -> dict:
     No pre-ping (it would cost a round trip per request): a connection found dead
     invalidates the pool, that one request gets the JSON 503, the next reconnects.
     """
+    # Bound values never reach an error message or a log: they can be a reporter's phone number.
+    private = {"hide_parameters": True}
     if not url.startswith("postgresql"):
-        return {}
+        return private
     statement_ms = int(_seconds("YIZHAN_DB_STATEMENT_TIMEOUT_S", 10) * 1000)
     return {
+        **private,
         "pool_size": 5,
         "max_overflow": 10,
         "pool_timeout": _seconds("YIZHAN_DB_POOL_TIMEOUT_S", 5),

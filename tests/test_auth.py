@@ -5,6 +5,7 @@ test-only routes to see who a request is and how CSRF treats it.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
@@ -149,7 +150,8 @@ def test_login_is_rate_limited_per_address_in_redis(app, web, staff):
     assert web.get("/staff/login", environ_base={"REMOTE_ADDR": address}).status_code == 200
     # The counts are in Redis, where every worker sees them.
     stored = redis.Redis.from_url(app.config["RATELIMIT_STORAGE_URI"])
-    assert list(stored.scan_iter(match=f"*{address}*"))
+    network = str(ipaddress.ip_network(f"{address}/64", strict=False))  # IPv6 is counted by /64
+    assert list(stored.scan_iter(match=f"*{network}*"))
 
 
 # -- bearer tokens, sessions and CSRF on a JSON route ---------------------------------------
@@ -344,3 +346,41 @@ def test_behind_a_proxy_the_client_address_comes_from_the_forwarded_header(monke
         seen[hops] = app.test_client().get("/_addr", headers={"X-Forwarded-For": "203.0.113.9"},
                                            environ_base={"REMOTE_ADDR": "10.0.0.1"}).text
     assert seen == {"0": "10.0.0.1", "1": "203.0.113.9"}
+
+
+def test_an_ipv6_64_is_one_client_for_the_limits(web, staff):
+    """A phone line or a home gets a whole /64: its addresses share one count."""
+    first = _client_address()
+    neighbour = first.rsplit(":", 1)[0] + ":ffff"  # the same /64
+    token = _csrf_token(web)
+    form = {"csrf_token": token, "email": f"{uuid.uuid4().hex}@example.cn", "password": "guess"}
+    for i in range(10):
+        address = first if i % 2 else neighbour
+        assert web.post("/staff/login", data=form, environ_base={"REMOTE_ADDR": address}).status_code == 200
+    assert web.post("/staff/login", data=form, environ_base={"REMOTE_ADDR": neighbour}).status_code == 429
+
+
+def test_one_account_takes_twenty_failed_logins_an_hour_from_anywhere(web, store):
+    accounts = Accounts(store)
+    accounts.create_organisation("guessed", "被猜的单位")
+    email = f"{uuid.uuid4().hex[:12]}@example.cn"  # its own account: the count is per account
+    accounts.create_user(email, PASSWORD, "worker", org_code="guessed")
+    token = _csrf_token(web)
+    for _ in range(20):  # each from an address of its own: only the account's count grows
+        wrong = web.post("/staff/login", data={"csrf_token": token, "email": email, "password": "guess"},
+                         environ_base={"REMOTE_ADDR": _client_address()})
+        assert wrong.status_code == 200
+    locked = web.post("/staff/login", data={"csrf_token": token, "email": email, "password": PASSWORD},
+                      environ_base={"REMOTE_ADDR": _client_address()})
+    assert locked.status_code == 429
+    other = web.post("/staff/login", data={"csrf_token": token, "email": f"x{email}", "password": "guess"},
+                     environ_base={"REMOTE_ADDR": _client_address()})
+    assert other.status_code == 200  # another account is not locked
+
+
+def test_a_new_password_ends_the_sessions_made_with_the_old_one(probe, staff):
+    accounts, _ = staff
+    assert _log_in(probe).status_code == 302
+    assert probe.get("/api/v1/_probe/whoami").get_json()["email"] == "li@example.cn"
+    accounts.set_password("li@example.cn", "a brand new password")
+    assert probe.get("/api/v1/_probe/whoami").get_json()["email"] is None

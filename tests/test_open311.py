@@ -356,6 +356,7 @@ def test_a_revoked_key_is_refused(world):
     {"status": "pending"}, {"start_date": "yesterday"}, {"end_date": "2026-13-01"},
     {"start_date": "2026-11-20T00:00:00Z", "end_date": "2026-11-10T00:00:00Z"},  # end before start
     {"service_request_id": "1,x"}, {"coordsys": "utm"}, {"start_date": "0001-01-01"},
+    {"end_date": "9999-12-31"},  # the day after it does not exist
 ])
 def test_bad_list_questions_get_400(world, params):
     _assert_error(_get(world, "requests.json", **params), 400)

@@ -333,7 +333,8 @@ def _session_csrf_token(app, client) -> str:
 
 def test_session_callers_must_send_the_csrf_header_on_changes(app, client, world):
     # An address of its own: login attempts are counted per address in the shared limiter.
-    client.environ_base["REMOTE_ADDR"] = "2001:db8::" + uuid.uuid4().hex[:4]
+    # (a /64 of its own: IPv6 clients are counted by their /64)
+    client.environ_base["REMOTE_ADDR"] = "2001:db8:{}:{}::1".format(uuid.uuid4().hex[:4], uuid.uuid4().hex[:4])
     page = client.get("/staff/login")
     login = client.post("/staff/login", data={"csrf_token": CSRF_FIELD.search(page.get_data(as_text=True)).group(1),
                                                "email": EAST_BOSS, "password": PASSWORD})

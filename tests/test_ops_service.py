@@ -356,3 +356,108 @@ def test_the_public_list_reads_a_fixed_number_of_queries_however_long(world, con
         event.remove(connection, "before_cursor_execute", count)
     assert len(one) == 1 and len(six) == 6 and all(v.status_note == "公开说明" for v in six)
     assert many == few  # the same queries for six work orders as for one
+
+
+# -- found in review: each failed on the code before its fix -----------------------------------
+
+
+@pytest.mark.parametrize("field", ["description", "phone", "email"])
+def test_control_characters_are_refused_before_the_database_sees_them(world, store, field):
+    value = {"description": "no\x00water", "phone": "138\x0012345678", "email": "a\x00@b.cn"}[field]
+    with pytest.raises(Invalid) as caught:
+        _report(world, **{field: value})
+    assert caught.value.field == field
+    with store.reading() as conn:
+        assert conn.execute(text("SELECT count(*) FROM report")).scalar() == 0
+    assert _report(world, description="第一行\n第二行\t完").work_order_id  # line breaks and tabs are text
+
+
+def test_a_station_moves_to_another_organisation_only_once_its_work_is_done(world):
+    ops, boss = world["ops"], world["east_org_manager"]
+    wo_id = _report(world).work_order_id
+    with pytest.raises(Conflict, match="open work orders"):
+        ops.accounts.assign_stations("west", "ops", ["a1"], manager_email="station_manager@west.example")
+    assert ops.accounts.station_owner(world["ids"]["a1"])[0] == boss.organisation_id  # nothing moved
+    ops.transition(boss, wo_id, "confirmed", now=T0 + timedelta(minutes=1))
+    ops.transition(boss, wo_id, "fixed", now=T0 + timedelta(minutes=2))
+    ops.accounts.assign_stations("west", "ops", ["a1"], manager_email="station_manager@west.example")
+    # East's history stays east's: the new manager does not see it, east's managers still do.
+    with pytest.raises(NotFound):
+        ops.get_work_order(world["west_station_manager"], wo_id)
+    assert ops.get_work_order(boss, wo_id).work_order.id == wo_id
+    # A new report there goes to west.
+    again = ops.store.work_order(_report(world, now=T0 + timedelta(minutes=3)).work_order_id)
+    assert again.organisation_id == world["west_org_manager"].organisation_id
+
+
+def test_reopening_when_another_work_order_is_open_for_the_problem_is_a_conflict(world):
+    ops, boss = world["ops"], world["east_org_manager"]
+    first = _report(world).work_order_id
+    ops.transition(boss, first, "closed", reason="unable_to_fix", now=T0 + timedelta(minutes=1))
+    second = _report(world, now=T0 + timedelta(minutes=2)).work_order_id
+    assert second != first
+    with pytest.raises(Conflict, match=f"#{second}"):
+        ops.transition(boss, first, "reopened", now=T0 + timedelta(minutes=3))
+    assert ops.store.work_order(first).state == "closed"
+
+
+def test_a_closure_cannot_end_beyond_a_year(world):
+    ops, manager = world["ops"], world["east_station_manager"]
+    now = datetime.now(timezone.utc)
+    for until in (now + timedelta(days=367), datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc), now):
+        with pytest.raises(Invalid) as caught:
+            ops.set_station_status(manager, world["ids"]["a1"], "temporarily_closed", reason="修", until=until, now=now)
+        assert caught.value.field == "until"
+    assert world["ops"].stations.get(world["ids"]["a1"]).closure_reason is None
+
+
+def test_a_breach_is_marked_and_a_late_join_counted_only_once(world):
+    store = world["ops"].store
+    wo_id = _report(world).work_order_id
+    assert store.mark_breached(wo_id, "response", T0 + timedelta(minutes=21))
+    assert not store.mark_breached(wo_id, "response", T0 + timedelta(minutes=22))  # a second tick lost the race
+    boss = world["east_org_manager"]
+    world["ops"].transition(boss, wo_id, "confirmed", now=T0 + timedelta(minutes=23))
+    world["ops"].transition(boss, wo_id, "fixed", now=T0 + timedelta(minutes=24))
+    assert not store.count_report(wo_id, T0 + timedelta(minutes=25))  # fixed meanwhile: no "me too"
+    assert store.work_order(wo_id).reports == 1
+
+
+def test_two_amenities_marked_out_of_order_both_stay_marked(world):
+    ops, manager, a1 = world["ops"], world["east_station_manager"], world["ids"]["a1"]
+    ops.set_amenity(manager, a1, "hot_water", True)
+    ops.set_amenity(manager, a1, "accessible_toilet", True)
+    from app.stations.vocabulary import amenity_names
+
+    assert set(amenity_names(ops.stations.get(a1).out_of_order)) == {"hot_water", "accessible_toilet"}
+    ops.set_amenity(manager, a1, "hot_water", False)
+    assert amenity_names(ops.stations.get(a1).out_of_order) == ["accessible_toilet"]
+
+
+def test_a_failed_check_whose_category_the_organisation_removed_goes_to_other(world):
+    from app.ops.categories import DEFAULT_CATEGORIES, category_to_dict
+    from app.ops.checklists import checklist_for
+
+    ops, manager, a1 = world["ops"], world["east_station_manager"], world["ids"]["a1"]
+    ops.accounts.set_categories("east", [category_to_dict(c) for c in DEFAULT_CATEGORIES if c.code != "no_paper"])
+    results = {item.code: item.code != "paper" for item in checklist_for("toilet")}
+    done = ops.inspect(manager, a1, results, note="缺纸", now=T0)
+    ((item, wo_id, _),) = done.failed
+    assert item == "paper" and ops.store.work_order(wo_id).category == "other"
+
+
+def test_a_failed_write_keeps_a_photo_file_another_report_uses(world, tmp_path):
+    from app.ops.photos import PhotoStore
+    from tests.images import make_jpeg_with_gps
+
+    ops = world["ops"]
+    ops.photos = PhotoStore(str(tmp_path))
+    blob = make_jpeg_with_gps(64, 48)
+    kept = _report(world, code="dirty", photos=(blob,))
+    (attachment,) = ops.store.attachments(kept.work_order_id)
+    # Another request stored the same picture as new, then its write failed.
+    photo = ops.photos.ingest_all([blob])[0]
+    from dataclasses import replace as changed
+
+    ops._discard([changed(photo, created=True)])
+    assert ops.photos.open(attachment.sha256) is not None

@@ -329,6 +329,26 @@ def test_one_station_takes_a_limited_number_of_reports_from_everyone(world):
     assert _counts(world["store"]) == (1, allowed)
 
 
+def test_junk_posts_do_not_use_up_a_stations_reports(world):
+    """Only stored reports count against the station: a few addresses posting nonsense must not
+    stop residents from reporting there."""
+    client = world["client"]
+    allowed = int(REPORTS_PER_STATION.split()[0])
+    token = _form_token(client, world["id"])
+    junk = []
+    for _ in range(allowed + 5):
+        client.environ_base["REMOTE_ADDR"] = _address()
+        junk.append(client.post(f"/s/{world['id']}/report?lang=en",
+                                data={"csrf_token": token, "category": "no_such_problem"}).status_code)
+    assert set(junk) == {400}
+    assert _post_from(client, world["id"], token).status_code == 303
+    assert _counts(world["store"]) == (1, 1)
+
+
+def test_query_names_that_clash_with_the_path_are_ignored(world):
+    assert world["client"].get(f"/s/{world['id']}/report?station_id=abc&_external=1").status_code == 200
+
+
 # -- photos ------------------------------------------------------------------------------------
 
 

@@ -170,6 +170,12 @@ def test_the_queue_shows_my_open_work_orders_by_due_time_with_the_overdue_marked
     assert all(url.startswith("/") for url in re.findall(r'(?:href|src|action)="([^"]*)"', html))
 
 
+def test_query_names_that_clash_with_the_path_are_ignored(world):
+    wo = _report(world).work_order_id
+    browser = _log_in(world, "li")
+    assert browser.get(f"/staff/work-orders/{wo}?wo_id={wo}&_scheme=javascript").status_code == 200
+
+
 def test_english_labels_with_lang_en(world):
     _report(world, "no_water", now=utcnow() - timedelta(hours=2))
     browser = _log_in(world, "li")

@@ -5,6 +5,7 @@ from flask import request
 from sqlalchemy.exc import OperationalError, ProgrammingError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, default_exceptions
 
+from app.logs import redact
 from app.ops.errors import OpsError
 
 
@@ -30,7 +31,7 @@ def register(app, prefix: str) -> None:
 
     def unavailable(exc, cause: str):
         # The cause goes to the log only: answers never show SQL or connection strings.
-        app.logger.error("database unavailable on %s (%s): %s", request.path, cause, getattr(exc, "orig", exc))
+        app.logger.error("database unavailable on %s (%s): %s", redact(request.path), cause, getattr(exc, "orig", exc))
         if not request.path.startswith(prefix):
             return "Service Unavailable", 503
         response = answer(503, "unavailable", "The station database is unavailable; try again shortly.")
@@ -74,7 +75,7 @@ def register(app, prefix: str) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        app.logger.exception("unhandled error on %s", request.path)
+        app.logger.exception("unhandled error on %s", redact(request.path))
         if not request.path.startswith(prefix):
             return "Internal Server Error", 500
         return answer(500, "internal_error", "Something went wrong on our side.")

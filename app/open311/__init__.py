@@ -14,11 +14,10 @@ import hashlib
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, g, request, url_for
-from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from app.api.serialize import json_response
-from app.auth import OPEN311_PREFIX, csrf, limiter
+from app.auth import OPEN311_PREFIX, client_key, csrf, limiter
 from app.ops.dbtime import utcnow
 from app.ops.errors import Forbidden, NotFound, OpsError
 from app.open311 import wire
@@ -140,7 +139,7 @@ def _key_bucket() -> str:
     """Rate-limit key per api_key (hashed: the key itself is never stored); without one, per address."""
     key = request.form.get("api_key", "")
     if not key:
-        return f"open311-key:none:{get_remote_address()}"
+        return f"open311-key:none:{client_key()}"
     return "open311-key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -205,7 +205,7 @@ def _instant(value: str, name: str, zone: ZoneInfo, day_end: bool) -> datetime:
             parsed = datetime.combine(day + timedelta(days=1 if day_end else 0), time(0))
         else:
             parsed = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise Invalid(f"{name} must be a W3C date-time such as 2026-11-01T08:00:00+08:00 "
                       f"(got {value[:40]!r})", name) from None
     if not FIRST_YEAR <= parsed.year <= LAST_YEAR:

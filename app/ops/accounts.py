@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Iterable, Mapping, Sequence
@@ -78,6 +78,9 @@ class Principal:
     role: str
     organisation_id: int | None
     webhook_url: str | None  # the user's own; None: notifications go to the organisation's
+    # A fingerprint of the stored password hash: a login session remembers it, so a new password
+    # ends every session made with the old one.
+    credential: str = field(default="", repr=False, compare=False)
 
 
 def normalise_email(email: Any) -> str:
@@ -161,7 +164,7 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
 
 
 _ORG_COLUMNS = "id, code, name, timezone, categories, webhook_url, webhook_format"
-_USER_COLUMNS = "u.id, u.email, u.role, u.organisation_id, u.webhook_url"
+_USER_COLUMNS = "u.id, u.email, u.role, u.organisation_id, u.webhook_url, u.password_hash"
 
 
 def _organisation(row) -> Organisation:
@@ -170,7 +173,8 @@ def _organisation(row) -> Organisation:
 
 
 def _principal(row) -> Principal:
-    return Principal(row.id, row.email, row.role, row.organisation_id, row.webhook_url)
+    credential = hashlib.sha256(row.password_hash.encode()).hexdigest()[:32]
+    return Principal(row.id, row.email, row.role, row.organisation_id, row.webhook_url, credential)
 
 
 class Accounts:
@@ -276,7 +280,7 @@ class Accounts:
         if address is not None:
             with self._stations.reading() as conn:
                 row = conn.execute(text(
-                    f"SELECT {_USER_COLUMNS}, u.password_hash, u.active FROM staff_user u WHERE u.email = :email"
+                    f"SELECT {_USER_COLUMNS}, u.active FROM staff_user u WHERE u.email = :email"
                 ), {"email": address}).first()
         if row is None:
             check_password_hash(_dummy_hash(), password)
@@ -435,6 +439,7 @@ class Accounts:
             manager_id = self._manager_for(conn, org, manager_email) if manager_email else None
             station_ids = (self._stations_by_ids(conn, source, ids) if ids
                            else self._stations_of_source(conn, source))
+            self._refuse_moving_open_work(conn, org, station_ids)
             conn.execute(text(
                 "INSERT INTO station_ops (station_id, organisation_id, manager_id) VALUES (:station, :org, :manager)"
                 " ON CONFLICT (station_id) DO UPDATE SET organisation_id = excluded.organisation_id,"
@@ -442,6 +447,24 @@ class Accounts:
                 " excluded.organisation_id THEN station_ops.manager_id END)"
             ), [{"station": station_id, "org": org.id, "manager": manager_id} for station_id in station_ids])
         return len(station_ids)
+
+    @staticmethod
+    def _refuse_moving_open_work(conn, org, station_ids: list[int]) -> None:
+        """A station changes organisation only once its open work orders are done: the new one could
+        not see them, and the old one would keep receiving the station's reports and reporters."""
+        query = text(
+            "SELECT DISTINCT w.station_id FROM work_order w JOIN station_ops so ON so.station_id = w.station_id"
+            " WHERE w.station_id IN :ids AND so.organisation_id <> :org AND w.organisation_id = so.organisation_id"
+            " AND w.state NOT IN ('fixed', 'closed') ORDER BY w.station_id"
+        ).bindparams(bindparam("ids", expanding=True))
+        busy = []
+        for start in range(0, len(station_ids), _ID_BATCH):
+            busy += conn.execute(query, {"ids": station_ids[start:start + _ID_BATCH], "org": org.id}).scalars().all()
+        if busy:
+            listed = ", ".join(map(str, busy[:20])) + (" …" if len(busy) > 20 else "")
+            raise Conflict(f"{len(busy)} station(s) have open work orders under their current organisation "
+                           f"(station ids {listed}); fix or close them before moving the stations to "
+                           f"{org.code} (nothing was assigned)", field="source_ids")
 
     def _manager_for(self, conn, org, email: str) -> int:
         user = self._require_user(conn, email)

@@ -37,7 +37,10 @@ from app.stations.vocabulary import AMENITIES, amenity_mask
 
 MAX_DESCRIPTION = 1000  # characters, as the issue asks
 MAX_NOTE = 2000
+# An inspection's note goes into the description of each work order a failed item opens.
+MAX_INSPECTION_NOTE = 500
 MAX_REASON = 200
+MAX_CLOSURE = timedelta(days=366)  # a temporary closure with an end further off is a typing error
 # A report at a place (no station given) goes to the nearest station within this distance.
 JOIN_STATION_M = 50.0
 REPORT_SOURCES = ("web", "open311", "inspection")
@@ -47,6 +50,8 @@ PUBLIC_DESCRIPTION_SOURCES = frozenset({"web", "open311"})
 STATION_STATUSES = ("open", "temporarily_closed")
 # Phone numbers: digits with an optional leading +, spaces and dashes as people type them.
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,22}[0-9]$")
+# Control characters other than tab and line breaks (which descriptions and notes may hold).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,60}$")
 
 # Who may move a work order where (visibility is decided first, by ``scope_for``).
@@ -166,7 +171,8 @@ def can_see(principal, wo: WorkOrder) -> bool:
     if scope.organisation_id is not None:
         return wo.organisation_id == scope.organisation_id
     return (wo.assignee_id == principal.id
-            or (scope.managed_by is not None and wo.station_manager_id == principal.id))
+            or (scope.managed_by is not None and wo.station_manager_id == principal.id
+                and wo.station_organisation_id == wo.organisation_id))
 
 
 def contacts_visible_to(principal, wo: WorkOrder) -> bool:
@@ -263,12 +269,17 @@ class Ops:
                 if stored:
                     self.store.attach(stored, now, work_order_id=wo_id, report_id=report_id)
         except BaseException:
-            if stored:
-                self.photos.discard(stored)
+            self._discard(stored)
             raise
         wo = self.store.work_order(wo_id)
         tz = self.timezone_of(wo.organisation_id)
         return Submitted(wo.id, self.token_for(wo), joined, wo.resolution_due_at.astimezone(ZoneInfo(tz)))
+
+    def _discard(self, photos) -> None:
+        """Remove the files a failed write created, unless another request has meanwhile stored
+        the same picture (same content, same file) and committed a use of it."""
+        if photos:
+            self.photos.discard([p for p in photos if p.created and not self.store.photo_in_use(p.sha256)])
 
     def _report_station(self, report: ReportInput) -> Station | None:
         if report.station_id is not None:
@@ -300,8 +311,7 @@ class Ops:
     def _open_or_join(self, station, category, organisation_id, lat, lng, description, source, now):
         if station is not None:
             existing = self.store.open_work_order(station.id, category.code)
-            if existing is not None:
-                self.store.count_report(existing.id, now)
+            if existing is not None and self.store.count_report(existing.id, now):
                 return existing.id, True
         tz = self.timezone_of(organisation_id)
         response, resolution = _due(now, category.response, tz), _due(now, category.resolution, tz)
@@ -317,9 +327,8 @@ class Ops:
                 wo_id = self.store.insert_work_order(values)
         except IntegrityError:
             existing = self.store.open_work_order(station.id, category.code) if station else None
-            if existing is None:
+            if existing is None or not self.store.count_report(existing.id, now):
                 raise
-            self.store.count_report(existing.id, now)
             return existing.id, True
         actor = "reporter" if source != "inspection" else "inspection"
         self.store.append_event(Event(wo_id, now, actor, None, "new", public=True), None, None)
@@ -430,6 +439,11 @@ class Ops:
                     raise Conflict(str(exc), "to") from None
                 except (UnknownState, InvalidReason) as exc:
                     raise Invalid(str(exc), "reason" if isinstance(exc, InvalidReason) else "to") from None
+                if to == "reopened" and current.station_id is not None:
+                    other = self.store.open_work_order(current.station_id, current.category)
+                    if other is not None:  # one open work order per problem and station
+                        raise Conflict(f"work order #{other.id} is open for this problem at this station; "
+                                       "add to that one instead of reopening this", "to")
                 at = max(now, current.updated_at)  # the log never goes backwards
                 event = Event(wo.id, at, principal.email, current.state, to, note, bool(public), reason,
                               assignee_user.email if assignee_user else None)
@@ -450,8 +464,7 @@ class Ops:
                 if assignee_user:
                     self._notify_assignee(assignee_user, self.store.work_order(wo.id), at)
         except BaseException:
-            if stored:
-                self.photos.discard(stored)
+            self._discard(stored)
             raise
         return self.get_work_order(principal, wo.id)
 
@@ -528,14 +541,12 @@ class Ops:
         response_ids, resolution_ids, escalations = [], [], 0
         with self.stations.transaction():
             late_response, late_resolution = self.store.breach_candidates(now)
-            for wo in late_response:
-                self.store.update_work_order(wo.id, {"response_breached_at": now})
-                escalations += self._escalate(wo, "response", now)
-                response_ids.append(wo.id)
-            for wo in late_resolution:
-                self.store.update_work_order(wo.id, {"resolution_breached_at": now})
-                escalations += self._escalate(wo, "resolution", now)
-                resolution_ids.append(wo.id)
+            for clock_name, late, marked in (("response", late_response, response_ids),
+                                             ("resolution", late_resolution, resolution_ids)):
+                for wo in late:
+                    if self.store.mark_breached(wo.id, clock_name, now):  # once, however many ticks run
+                        escalations += self._escalate(wo, clock_name, now)
+                        marked.append(wo.id)
             reopened = self.store.expired_closures(now)
             for station_id in reopened:
                 self.store.set_closure(station_id, None, None)
@@ -575,8 +586,9 @@ class Ops:
         if status == "temporarily_closed":
             if not reason:
                 raise Invalid("closing a station needs a reason (people see it in the finder)", "reason")
-            if until is not None and until <= now:
-                raise Invalid("'until' must be in the future", "until")
+            if until is not None and not now < until <= now + MAX_CLOSURE:
+                raise Invalid(f"'until' must be in the future, at most {MAX_CLOSURE.days} days ahead "
+                              "(longer closures: close without 'until' and reopen by hand)", "until")
         elif until is not None:
             raise Invalid("'until' is only given when closing", "until")
         with self.stations.transaction():
@@ -595,9 +607,8 @@ class Ops:
         if out_of_order and not station.amenities_yes & bit:
             raise Invalid(f"station {station_id} is not listed as having {amenity!r}", "amenity")
         reason = _text(reason, MAX_REASON, "reason") or None
-        mask = station.out_of_order | bit if out_of_order else station.out_of_order & ~bit
         with self.stations.transaction():
-            self.store.set_out_of_order(station.id, mask)
+            self.store.set_out_of_order(station.id, bit, out_of_order)
             self.store.station_status_event(station.id, now, principal.id, principal.email, "amenity", amenity,
                                             "out_of_order" if out_of_order else "in_order", reason, None)
         return self.stations.get(station.id)
@@ -621,7 +632,7 @@ class Ops:
             raise Invalid("photos must be keyed by checklist item", "photos")
         if (lat is None) != (lng is None) or (lat is not None and not (-90 <= lat <= 90 and -180 <= lng <= 180)):
             raise Invalid("the device position needs lat and lng within range", "lat")
-        note = _text(note, MAX_NOTE, "note")
+        note = _text(note, MAX_INSPECTION_NOTE, "note")
         distance = distance_m(lat, lng, station.lat, station.lng) if lat is not None else None
         far = distance is not None and distance > FAR_FROM_STATION_M
         stored: dict[str, list] = {}
@@ -638,7 +649,8 @@ class Ops:
                     wo_id = joined = None
                     if not passed:
                         submitted = self.submit_report(ReportInput(
-                            category=item.category, station_id=station.id, source="inspection",
+                            category=self._inspection_category(station.id, item.category),
+                            station_id=station.id, source="inspection",
                             description=f"巡查未通过 Inspection failed: {item.names['zh-CN']} / {item.names['en']}"
                                         + (f" — {note}" if note else "")), now)
                         wo_id, joined = submitted.work_order_id, submitted.joined
@@ -647,10 +659,15 @@ class Ops:
                     if item.code in stored:
                         self.store.attach(stored[item.code], now, work_order_id=wo_id, inspection_item_id=item_id)
         except BaseException:
-            for photo_list in stored.values():
-                self.photos.discard(photo_list)
+            self._discard([photo for photos_of_item in stored.values() for photo in photos_of_item])
             raise
         return InspectionResult(inspection_id, station.id, distance, far, failed)
+
+    def _inspection_category(self, station_id: int, wanted: str) -> str:
+        """The checklist item's problem category, or "other" (else the first) when the station's
+        organisation has removed it from its list: a failed check is never lost."""
+        codes = [c.code for c in self.categories_for_station(station_id)]
+        return wanted if wanted in codes else ("other" if "other" in codes else codes[0])
 
     def stations_of(self, principal) -> list[dict]:
         """The stations a caller looks after (admins: every owned station)."""
@@ -722,13 +739,15 @@ def _states_for(status: str | None) -> tuple[str, ...] | None:
 
 def _text(value: str | None, limit: int, name: str) -> str:
     value = (value or "").strip()
+    if _CONTROL.search(value):  # NUL and friends: no text needs them, PostgreSQL refuses NUL
+        raise Invalid(f"{name} contains control characters", name)
     if len(value) > limit:
         raise Invalid(f"{name} must be at most {limit:,} characters (got {len(value):,})", name)
     return value
 
 
 def _phone(value: str | None) -> str | None:
-    value = (value or "").strip()
+    value = _text(value, 40, "phone")
     if not value:
         return None
     if not _PHONE.match(value):
@@ -738,7 +757,7 @@ def _phone(value: str | None) -> str | None:
 
 
 def _email(value: str | None) -> str | None:
-    value = (value or "").strip()
+    value = _text(value, 254, "email")
     if not value:
         return None
     if len(value) > 254 or not _EMAIL.match(value):

@@ -47,6 +47,7 @@ class WorkOrder:
     assignee_email: str | None = None
     station_name: str | None = None
     station_manager_id: int | None = None
+    station_organisation_id: int | None = None  # who runs the station now (it may have changed hands)
 
     @property
     def is_open(self) -> bool:
@@ -65,11 +66,12 @@ class WorkOrder:
         return due is not None and now > due
 
 
-_WO_COLUMNS = tuple(f.name for f in fields(WorkOrder))[:-3]
+_WO_COLUMNS = tuple(f.name for f in fields(WorkOrder))[:-4]
 _WO_TIMES = {f.name for f in fields(WorkOrder) if f.type in ("datetime", "datetime | None")}
 _SELECT = (
     "SELECT " + ", ".join(f"w.{c}" for c in _WO_COLUMNS)
-    + ", u.email AS assignee_email, s.name AS station_name, so.manager_id AS station_manager_id"
+    + ", u.email AS assignee_email, s.name AS station_name, so.manager_id AS station_manager_id,"
+    " so.organisation_id AS station_organisation_id"
     " FROM work_order w LEFT JOIN staff_user u ON u.id = w.assignee_id"
     " LEFT JOIN station s ON s.id = w.station_id LEFT JOIN station_ops so ON so.station_id = w.station_id"
 )
@@ -148,17 +150,23 @@ class OpsStore:
                                 params).scalar_one()
 
     def open_work_order(self, station_id: int, category: str) -> WorkOrder | None:
-        """The open work order for this problem at this station (at most one: a unique index)."""
+        """The open work order for this problem at this station (at most one: a unique index),
+        whoever it belongs to."""
         states = ", ".join(f"'{s}'" for s in sorted(OPEN_STATES))
         with self.stations.reading() as conn:
             row = conn.execute(text(f"{_SELECT} WHERE w.station_id = :sid AND w.category = :cat"
                                     f" AND w.state IN ({states})"), {"sid": station_id, "cat": category}).first()
         return _work_order(row) if row else None
 
-    def count_report(self, work_order_id: int, now: datetime) -> None:
+    def count_report(self, work_order_id: int, now: datetime) -> bool:
+        """Add a "me too" to the work order if it is still open; False when it was fixed or closed
+        meanwhile (the report then needs a work order of its own)."""
+        states = ", ".join(f"'{s}'" for s in sorted(OPEN_STATES))
         with self.stations.transaction() as conn:
-            conn.execute(text("UPDATE work_order SET reports = reports + 1, updated_at = :now WHERE id = :id"),
-                         {"id": work_order_id, "now": self._t(conn, now)})
+            return conn.execute(text(
+                "UPDATE work_order SET reports = reports + 1, updated_at = :now"
+                f" WHERE id = :id AND state IN ({states})"),
+                {"id": work_order_id, "now": self._t(conn, now)}).rowcount == 1
 
     def work_order(self, work_order_id: int, *, lock: bool = False) -> WorkOrder | None:
         with self.stations.reading() as conn:
@@ -233,9 +241,18 @@ class OpsStore:
             parts.append("w.assignee_id = :scope_user")
             params["scope_user"] = scope.user_id
         if scope.managed_by is not None:
-            parts.append("so.manager_id = :scope_manager")
+            # The station's manager, while the station is still their organisation's: a station
+            # handed to another organisation takes its new manager, not the old one's history.
+            parts.append("(so.manager_id = :scope_manager AND so.organisation_id = w.organisation_id)")
             params["scope_manager"] = scope.managed_by
         return ([f"({' OR '.join(parts)})"] if parts else ["1 = 0"]), params
+
+    def mark_breached(self, work_order_id: int, clock: str, now: datetime) -> bool:
+        """Mark a clock as breached once: False if another run marked it first."""
+        column = {"response": "response_breached_at", "resolution": "resolution_breached_at"}[clock]
+        with self.stations.transaction() as conn:
+            return conn.execute(text(f"UPDATE work_order SET {column} = :now WHERE id = :id AND {column} IS NULL"),
+                                {"id": work_order_id, "now": self._t(conn, now)}).rowcount == 1
 
     def breach_candidates(self, now: datetime) -> tuple[list[WorkOrder], list[WorkOrder]]:
         """Open work orders past their response limit (not yet responded) and past their
@@ -333,6 +350,11 @@ class OpsStore:
             found.setdefault(r.work_order_id, []).append(Attachment(**{**values, "public": bool(r.public)}))
         return found
 
+    def photo_in_use(self, sha256: str) -> bool:
+        with self.stations.reading() as conn:
+            return conn.execute(text("SELECT 1 FROM attachment WHERE sha256 = :sha LIMIT 1"),
+                                {"sha": sha256}).first() is not None
+
     def photo_owners(self, sha256: str) -> tuple[bool, set[int]]:
         """(whether any use of the photo is public, the organisations whose work orders hold it)."""
         with self.stations.reading() as conn:
@@ -369,10 +391,12 @@ class OpsStore:
             conn.execute(text("UPDATE station SET closure_reason = :reason, closure_until = :until WHERE id = :id"),
                          {"id": station_id, "reason": reason, "until": self._t(conn, until)})
 
-    def set_out_of_order(self, station_id: int, mask: int) -> None:
+    def set_out_of_order(self, station_id: int, bit: int, out_of_order: bool) -> None:
+        """Set or clear one amenity's bit in place (two staff changing two amenities at once both win)."""
+        change = "out_of_order | :bit" if out_of_order else "out_of_order & ~:bit"
         with self.stations.transaction() as conn:
-            conn.execute(text("UPDATE station SET out_of_order = :mask WHERE id = :id"),
-                         {"id": station_id, "mask": mask})
+            conn.execute(text(f"UPDATE station SET out_of_order = {change} WHERE id = :id"),
+                         {"id": station_id, "bit": bit})
 
     def expired_closures(self, now: datetime) -> list[int]:
         with self.stations.reading() as conn:

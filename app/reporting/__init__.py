@@ -68,7 +68,10 @@ def _page(template: str, status: int = 200, *, referrer: str = "same-origin", **
     other = "en" if lang == "zh-CN" else "zh-CN"
     # The same page in the other language (a form re-shown after a post: the form's own address).
     endpoint = {"reporting.submit": "reporting.form"}.get(request.endpoint, request.endpoint)
-    switch_args = {**(request.view_args or {}), **{k: v for k, v in request.args.items() if k != "lang"}}
+    # The page's own query, except what url_for would take as its own (path values, _external ...).
+    path_values = request.view_args or {}
+    switch_args = {**path_values, **{k: v for k, v in request.args.items()
+                                     if k != "lang" and k not in path_values and not k.startswith("_")}}
     html = render_template(
         f"reporting/{template}", lang=lang, t=texts, other=other,
         switch=url_for(endpoint, **switch_args, lang=other) if endpoint else None,
@@ -141,7 +144,9 @@ def _station_key() -> str:
 
 @bp.post(f"/s/{STATION_ID}/report")
 @limiter.limit(REPORTS_PER_ADDRESS)
-@limiter.limit(REPORTS_PER_STATION, key_func=_station_key)
+# Only stored reports count against the station (else a few addresses posting junk could stop
+# everyone from reporting there); every post counts against its sender.
+@limiter.limit(REPORTS_PER_STATION, key_func=_station_key, deduct_when=lambda response: response.status_code == 303)
 def submit(station_id: int):
     station = _station_or_none(station_id)
     if station is None:

@@ -121,8 +121,11 @@ def _page(template: str, status: int = 200, **context):
     endpoint = FORM_PAGES.get(request.endpoint, request.endpoint)
     switch = None
     if endpoint:
-        args = {k: v for k, v in request.args.items() if k != "lang"} if request.method == "GET" else {}
-        switch = url_for(endpoint, **(request.view_args or {}), **args, lang=other)
+        path_values = request.view_args or {}
+        # The page's own query, except what url_for would take as its own (path values, _external ...).
+        args = {k: v for k, v in request.args.items() if k != "lang" and k not in path_values
+                and not k.startswith("_")} if request.method == "GET" else {}
+        switch = url_for(endpoint, **path_values, **args, lang=other)
     html = render_template(
         f"staff/{template}", lang=lang, t=TEXTS[lang], other=other, switch=switch, who=who, nonce=nonce,
         role=ROLE_WORDS[who.role][lang] if who else "", link=_link,
