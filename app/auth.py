@@ -40,7 +40,7 @@ from app.api.blueprint import bp as api_bp
 from app.api.serialize import error, json_response
 from app.ops.accounts import Accounts, Principal
 from app.ops.dbtime import utcnow
-from app.web import LANGS, _lang as page_lang  # the finder's rule: ?lang=, else Accept-Language
+from app.web import LANGS, page_lang  # the finder's rule: ?lang=, else Accept-Language
 
 OPEN311_PREFIX = "/open311/"
 STAFF_HOME = "/staff/"  # where a login without ``next`` lands

@@ -21,7 +21,7 @@ from app.auth import OPEN311_PREFIX, client_key, csrf, limiter
 from app.ops.dbtime import utcnow
 from app.ops.errors import Forbidden, NotFound, OpsError
 from app.open311 import wire
-from app.web import _lang as page_lang  # the finder's rule: ?lang=, else Accept-Language
+from app.web import page_lang  # the finder's rule: ?lang=, else Accept-Language
 from app.web import absolute_url
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")

@@ -23,7 +23,7 @@ from app.ops.service import MAX_DESCRIPTION, ReportInput
 from app.ops.workflow import OPEN_STATES
 from app.reporting.texts import REASON_WORDS, STATE_WORDS, TEXTS
 from app.stations.vocabulary import KINDS
-from app.web import LANGS, _lang as page_lang  # the finder's rule: ?lang=, else Accept-Language
+from app.web import LANGS, page_lang  # the finder's rule: ?lang=, else Accept-Language
 
 bp = Blueprint("reporting", __name__, template_folder="templates")
 

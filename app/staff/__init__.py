@@ -31,7 +31,7 @@ from app.staff.texts import (
 )
 from app.stations.hours import evaluate_station
 from app.stations.vocabulary import AMENITIES, KINDS, amenity_mask, amenity_names
-from app.web import LANGS, _lang as page_lang  # the finder's rule: ?lang=, else Accept-Language
+from app.web import LANGS, page_lang  # the finder's rule: ?lang=, else Accept-Language
 
 # Blueprint "staff"; app.auth's "staff_auth" holds /staff/login and /staff/logout.
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")

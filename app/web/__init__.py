@@ -59,7 +59,8 @@ def _assets() -> Assets:
     return current_app.extensions["yizhan_assets"]
 
 
-def _lang() -> str:
+def page_lang() -> str:
+    """The page's language, for every page of the site: ?lang=, else the browser's Accept-Language."""
     asked = request.args.get("lang")
     if asked in LANGS:
         return asked
@@ -69,7 +70,7 @@ def _lang() -> str:
 
 def _shell(title: str, description: str, station=None, status: int = 200):
     assets = _assets()
-    lang = _lang()
+    lang = page_lang()
     cfg = current_app.config
     tiles_name = request.args.get("tiles") if request.args.get("tiles") in PRESETS else cfg["YIZHAN_TILES"]
     wechat_on = current_app.extensions.get("yizhan_wechat") is not None
@@ -111,7 +112,7 @@ def _shell(title: str, description: str, station=None, status: int = 200):
 
 @bp.get("/")
 def index():
-    msgs = _assets().messages(_lang())
+    msgs = _assets().messages(page_lang())
     return _shell(msgs["app.title"], msgs["app.description"])
 
 
@@ -120,9 +121,9 @@ def station_page(station_id: int):
     """A station's own URL (QR codes on its door, share cards): title and og: tags name it."""
     st = current_app.extensions["yizhan_store"].get(station_id)
     if st is None or st.status == "removed":
-        msgs = _assets().messages(_lang())
+        msgs = _assets().messages(page_lang())
         return _shell(msgs["app.title"], msgs["station.missing"], status=404)
-    kind = KINDS[st.kind][_lang()]
+    kind = KINDS[st.kind][page_lang()]
     description = " · ".join(p for p in (kind, st.address, st.opening_hours) if p)
     info = {"id": st.id, "name": st.name, "kind": kind, "address": st.address, "opening_hours": st.opening_hours}
     return _shell(f"{st.name} · {kind}", description, station=info)
@@ -157,7 +158,7 @@ def service_worker():
 @bp.get("/manifest.webmanifest")
 def manifest():
     assets = _assets()
-    lang = _lang()
+    lang = page_lang()
     msgs = assets.messages(lang)
     body = {
         "name": msgs["app.title"],
