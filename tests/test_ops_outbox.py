@@ -195,6 +195,29 @@ def test_a_hanging_endpoint_times_out_and_is_retried(outbox, webhook_standin):
     assert webhook_standin.bodies == [WECOM_BODY, WECOM_BODY]  # the hung request was received too
 
 
+def test_a_hung_host_costs_one_timeout_per_run_not_one_per_message(outbox, webhook_standin):
+    webhook_standin.mode = "hang"
+    ids = [outbox.enqueue("assigned", robot_url(webhook_standin), "wecom", MESSAGE, T0) for _ in range(5)]
+    started = time.monotonic()
+    assert outbox.deliver_due(T0, send=quick(0.3)) == DeliveryCounts(0, 5)
+    assert time.monotonic() - started < 1.5  # one 0.3 s timeout, not five
+    errors = [outbox.item(id).last_error for id in ids]
+    assert errors[0] == "timed out after 0.3 s" and set(errors[1:]) == {
+        "put off: the host did not answer earlier in this run"}
+    assert len(webhook_standin.received) == 1  # only the first was tried
+    webhook_standin.mode = "ok"
+    assert outbox.deliver_due(T0 + 30 * S, send=quick(0.3)) == DeliveryCounts(5, 0)  # nothing lost
+
+
+def test_delivered_messages_are_forgotten_after_the_retention_time(outbox, webhook_standin):
+    sent = outbox.enqueue("assigned", robot_url(webhook_standin), "wecom", MESSAGE, T0)
+    waiting = outbox.enqueue("assigned", robot_url(webhook_standin), "wecom", MESSAGE, T0 + S)
+    assert outbox.deliver_due(T0) == DeliveryCounts(1, 0)  # the second is not due yet
+    assert outbox.prune(T0) == 0  # delivered at T0: not before it
+    assert outbox.prune(T0 + S) == 1
+    assert outbox.item(sent) is None and outbox.item(waiting) is not None  # undelivered: kept
+
+
 def test_a_wecom_errcode_in_an_http_200_answer_is_a_failure(outbox, webhook_standin):
     webhook_standin.mode = "errcode"
     id = outbox.enqueue("assigned", robot_url(webhook_standin), "wecom", MESSAGE, T0)

@@ -246,10 +246,14 @@ def tick(now_text, no_deliver):
 @click.option("--now", "now_text", default=None, help="Run as if it were this ISO 8601 time.")
 def purge(older_than_days, now_text):
     """Erase reporters' phone numbers, e-mail addresses and device ids on work orders fixed or
-    closed longer ago than the retention time (the reports themselves stay)."""
+    closed longer ago than the retention time (the reports themselves stay), and forget the
+    notifications delivered before then."""
     days = older_than_days or current_app.config["YIZHAN_PURGE_AFTER_DAYS"]
-    count = _service().purge(timedelta(days=days), _instant(now_text))
-    click.echo(f"Erased the contact details of {count:,} report(s) closed more than {days} day(s) ago.")
+    now = _instant(now_text)
+    count = _service().purge(timedelta(days=days), now)
+    sent = _service().prune_notifications(timedelta(days=days), now)
+    click.echo(f"Erased the contact details of {count:,} report(s) closed more than {days} day(s) ago; "
+               f"forgot {sent:,} notification(s) delivered before then.")
 
 
 @ops_cli.command("demo")

@@ -66,11 +66,14 @@ _MAX_ERROR_CHARS = 300
 
 
 class DeliveryFailed(Exception):
-    """A send that did not get through; ``reason`` is short and holds no part of the URL."""
+    """A send that did not get through; ``reason`` is short and holds no part of the URL.
+    ``unreachable``: the host did not answer at all (refused, timed out), so the rest of this
+    run's messages to it are put off instead of each waiting out its own timeout."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, unreachable: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -229,9 +232,9 @@ def http_send(url: str, fmt: str, payload: dict, timeout: float = SEND_TIMEOUT_S
         exc.close()
         raise DeliveryFailed(f"HTTP {exc.code}") from None
     except urllib.error.URLError as exc:  # DNS, refused, TLS...: the reason names no URL
-        raise DeliveryFailed(f"unreachable: {_exception_text(exc.reason)}") from None
+        raise DeliveryFailed(f"unreachable: {_exception_text(exc.reason)}", unreachable=True) from None
     except TimeoutError:
-        raise DeliveryFailed(f"timed out after {timeout:g} s") from None
+        raise DeliveryFailed(f"timed out after {timeout:g} s", unreachable=True) from None
     except (OSError, http.client.HTTPException, ValueError) as exc:  # reset, bad status line...
         raise DeliveryFailed(f"failed: {_exception_text(exc)}") from None
     if fmt == "wecom":
@@ -268,6 +271,11 @@ def _redact(reason: str, url: str) -> str:
         reason = reason.replace(secret, "***")
     reason = " ".join(reason.split())
     return reason if len(reason) <= _MAX_ERROR_CHARS else reason[: _MAX_ERROR_CHARS - 1] + _ELLIPSIS
+
+
+def _endpoint(url: str) -> tuple:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname, parts.port, parts.scheme
 
 
 def _host(url: str) -> str:
@@ -331,11 +339,16 @@ class Outbox:
         ``send(url, fmt, payload)`` raises DeliveryFailed when a message did not get through.
         """
         delivered = failed = 0
+        silent_hosts: set[tuple] = set()  # (host, port)s that did not answer in this run
         for item in self._claim(now, limit):
             try:
+                if _endpoint(item.url) in silent_hosts:
+                    raise DeliveryFailed("put off: the host did not answer earlier in this run")
                 send(item.url, item.format, item.payload)
             except DeliveryFailed as exc:
                 reason = exc.reason
+                if exc.unreachable:
+                    silent_hosts.add(_endpoint(item.url))
             except Exception as exc:  # a bug in a send must not stop every later message
                 log.exception("outbox message %s: send raised", item.id)
                 reason = f"send raised {type(exc).__name__}"
@@ -349,6 +362,12 @@ class Outbox:
                         item.id, item.topic, _host(item.url), item.attempts + 1, wait, reason)
             failed += 1
         return DeliveryCounts(delivered, failed)
+
+    def prune(self, delivered_before: datetime) -> int:
+        """Forget messages delivered before then (they may name staff); undelivered ones stay."""
+        with self._stations.transaction() as conn:
+            return conn.execute(text("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < :before"),
+                                {"before": to_db(delivered_before, conn.dialect.name)}).rowcount
 
     def _claim(self, now: datetime, limit: int) -> list[OutboxItem]:
         """Take the due messages for this tick: their next attempt moves a lease ahead, so no

@@ -563,6 +563,10 @@ class Ops:
         now = now or utcnow()
         return self.store.purge_personal(now - older_than, now)
 
+    def prune_notifications(self, older_than: timedelta, now: datetime | None = None) -> int:
+        """Forget notifications delivered more than ``older_than`` ago (they name staff and places)."""
+        return self.outbox.prune((now or utcnow()) - older_than)
+
     # -- stations: status and inspections ------------------------------------------------
 
     def managed_station(self, principal, station_id: int) -> Station:
