@@ -1,0 +1,96 @@
+"""POST /api/v1/stations/<id>/ratings: a satisfaction rating from the public page.
+
+Who is rating is a device, not a person: a random id in a signed cookie (set on the first
+rating; HttpOnly, SameSite=Lax), stored only as its SHA-256. A repeat from the same device
+within 12 hours replaces its earlier rating (app.stations.ratings); a per-address limit stops a
+script that throws the cookie away each time.
+
+No CSRF token: app.auth exempts anonymous /api/v1 calls. A cross-site page can only make a
+browser send this POST as a "simple" request (a form: urlencoded, multipart or text/plain), which
+is answered 415 because the body must be application/json; a JSON request from another origin
+needs a CORS preflight, which this API never grants. Nor would a forged rating gain anything:
+it is limited exactly like a real one.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+
+from flask import after_this_request, current_app, request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from app.api import bodies
+from app.api.blueprint import bp, store
+from app.api.contract import STORE_DOWN, endpoint
+from app.api.errors import ApiError
+from app.api.payloads import RatingPayload
+from app import auth  # the module: app.auth imports this package, so its limiter is looked up late
+from app.ops.dbtime import utcnow
+from app.stations.ratings import Ratings, UnknownStation
+
+DEVICE_COOKIE = "yizhan_device"
+RATINGS_PER_ADDRESS = "20 per 10 minutes"
+_SALT = "yizhan-device"
+# The cookie outlives the window by far: it only needs to say "the same device" for 12 hours,
+# but a shorter life would let a device start afresh by waiting for it to expire.
+_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+
+
+def _per_address(handler):
+    """``auth.limiter.limit(RATINGS_PER_ADDRESS)``, applied on the first call: app.auth imports the
+    API package, so its limiter does not exist yet when this module is loaded."""
+    limited = None
+
+    @functools.wraps(handler)
+    def call(*args, **kwargs):
+        nonlocal limited
+        if limited is None:
+            limited = auth.limiter.limit(RATINGS_PER_ADDRESS)(handler)
+        return limited(*args, **kwargs)
+
+    return call
+
+
+def device_hash() -> str:
+    """The caller's device (SHA-256 hex of its cookie's id); a new id, set as the cookie with
+    this answer, when the cookie is missing or not one we signed."""
+    try:
+        device = _signer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        device = None
+    if not isinstance(device, str) or len(device) != 32:
+        device = secrets.token_hex(16)
+        cookie = _signer().dumps(device)
+
+        @after_this_request
+        def _set(response):
+            response.set_cookie(DEVICE_COOKIE, cookie, max_age=_COOKIE_SECONDS, httponly=True, samesite="Lax",
+                                secure=request.is_secure)
+            return response
+    return hashlib.sha256(device.encode()).hexdigest()
+
+
+@endpoint(bp, "/stations/<int(max=9223372036854775807):station_id>/ratings", query=None, payload=RatingPayload,
+          body=bodies.RatingAnswer, method="POST", status=201,
+          also={200: "This device's rating from the last 12 hours was replaced."},
+          errors={404: "No such station.", 429: "Too many ratings from this address; see Retry-After.",
+                  **STORE_DOWN},
+          summary="Rate a station: 1–5 stars and optional tags (one rating per device per station per 12 h).")
+@_per_address
+def rate_station(payload: RatingPayload, station_id: int):
+    """A repeat from the same device (cookie `yizhan_device`) within 12 hours replaces its earlier
+    rating and is answered 200; otherwise the rating is new (201)."""
+    try:
+        rated = Ratings(store()).rate(station_id, device_hash(), payload.stars, payload.tags, utcnow())
+    except UnknownStation:
+        raise ApiError(404, "not_found", f"No station with id {station_id}.", "id") from None
+    body = {"station_id": rated.station_id, "stars": rated.stars, "tags": list(rated.tags),
+            "replaced": rated.replaced, "rating": rated.rating}
+    return body, (200 if rated.replaced else 201)
+
+

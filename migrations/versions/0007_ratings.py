@@ -1,0 +1,49 @@
+"""Satisfaction ratings (issue #9): one row per rating, with its station's running totals on the
+station row so that nearest and detail read them without a join.
+
+A device's rating replaces its earlier one within 12 hours and is a new one after that
+(app.stations.ratings), so (station_id, device_hash) is indexed, not unique: a device that rates
+a station every day has a row per day. The device is the SHA-256 of a random id kept in a signed
+cookie; no address is stored.
+
+Revision ID: 0007_ratings
+Revises: 0006_operations
+Create Date: 2026-11-27
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007_ratings"
+down_revision = "0006_operations"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pg = op.get_bind().dialect.name == "postgresql"
+    stamp = sa.DateTime(timezone=True) if pg else sa.Text()
+    key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    with op.batch_alter_table("station") as batch:
+        batch.add_column(sa.Column("rating_count", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("rating_sum", sa.Integer(), nullable=False, server_default="0"))
+    op.create_table(
+        "station_rating",
+        sa.Column("id", key, primary_key=True),
+        sa.Column("station_id", key, sa.ForeignKey("station.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("device_hash", sa.Text(), nullable=False),  # SHA-256 hex of the device cookie's id
+        sa.Column("stars", sa.SmallInteger(), nullable=False),
+        sa.Column("tags", sa.Text(), nullable=False, server_default="[]"),  # JSON list of tag ids
+        sa.Column("created_at", stamp, nullable=False),
+        sa.Column("updated_at", stamp, nullable=False),
+        sa.CheckConstraint("stars BETWEEN 1 AND 5", name="ck_station_rating_stars"),
+        **({} if pg else {"sqlite_autoincrement": True}),
+    )
+    op.create_index("ix_station_rating_device", "station_rating", ["station_id", "device_hash", "created_at"])
+
+
+def downgrade():
+    op.drop_index("ix_station_rating_device", table_name="station_rating")
+    op.drop_table("station_rating")
+    with op.batch_alter_table("station") as batch:
+        batch.drop_column("rating_sum")
+        batch.drop_column("rating_count")
