@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
-from app.api.ratings import DEVICE_COOKIE, RATINGS_PER_ADDRESS
+from app.api.ratings import RATINGS_PER_ADDRESS
+from app.device import DEVICE_COOKIE
 from app.auth import limiter
 from app.stations.ratings import PRIOR_MEAN, PRIOR_WEIGHT, Ratings, UnknownStation, bayesian_average
 from tests.helpers import station

@@ -14,31 +14,18 @@ it is limited exactly like a real one.
 from __future__ import annotations
 
 import functools
-import hashlib
-import secrets
 
-from flask import after_this_request, current_app, request
-from itsdangerous import BadSignature, URLSafeSerializer
-
+from app import auth  # the module: app.auth imports this package, so its limiter is looked up late
 from app.api import bodies
 from app.api.blueprint import bp, store
 from app.api.contract import STORE_DOWN, endpoint
 from app.api.errors import ApiError
 from app.api.payloads import RatingPayload
-from app import auth  # the module: app.auth imports this package, so its limiter is looked up late
+from app.device import device_hash
 from app.ops.dbtime import utcnow
 from app.stations.ratings import Ratings, UnknownStation
 
-DEVICE_COOKIE = "yizhan_device"
 RATINGS_PER_ADDRESS = "20 per 10 minutes"
-_SALT = "yizhan-device"
-# The cookie outlives the window by far: it only needs to say "the same device" for 12 hours,
-# but a shorter life would let a device start afresh by waiting for it to expire.
-_COOKIE_SECONDS = 365 * 24 * 3600
-
-
-def _signer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
 
 
 def _per_address(handler):
@@ -54,25 +41,6 @@ def _per_address(handler):
         return limited(*args, **kwargs)
 
     return call
-
-
-def device_hash() -> str:
-    """The caller's device (SHA-256 hex of its cookie's id); a new id, set as the cookie with
-    this answer, when the cookie is missing or not one we signed."""
-    try:
-        device = _signer().loads(request.cookies.get(DEVICE_COOKIE, ""))
-    except BadSignature:
-        device = None
-    if not isinstance(device, str) or len(device) != 32:
-        device = secrets.token_hex(16)
-        cookie = _signer().dumps(device)
-
-        @after_this_request
-        def _set(response):
-            response.set_cookie(DEVICE_COOKIE, cookie, max_age=_COOKIE_SECONDS, httponly=True, samesite="Lax",
-                                secure=request.is_secure)
-            return response
-    return hashlib.sha256(device.encode()).hexdigest()
 
 
 @endpoint(bp, "/stations/<int(max=9223372036854775807):station_id>/ratings", query=None, payload=RatingPayload,

@@ -1,10 +1,15 @@
-"""Satisfaction ratings (issue #9): one row per rating, with its station's running totals on the
-station row so that nearest and detail read them without a join.
+"""Satisfaction (issue #9): station ratings, and the tracking page's questionnaire.
+
+Ratings: one row per rating, with its station's running totals on the station row so that
+nearest and detail read them without a join.
 
 A device's rating replaces its earlier one within 12 hours and is a new one after that
 (app.stations.ratings), so (station_id, device_hash) is indexed, not unique: a device that rates
 a station every day has a row per day. The device is the SHA-256 of a random id kept in a signed
-cookie; no address is stored.
+cookie (app.device); no address is stored.
+
+Questionnaire: once a work order is fixed or closed, its tracking page asks 满意 / 基本满意 /
+不满意 about the handling; one answer per device per work order (unique), kept with the work order.
 
 Revision ID: 0007_ratings
 Revises: 0006_operations
@@ -39,9 +44,22 @@ def upgrade():
         **({} if pg else {"sqlite_autoincrement": True}),
     )
     op.create_index("ix_station_rating_device", "station_rating", ["station_id", "device_hash", "created_at"])
+    op.create_table(
+        "work_order_feedback",
+        sa.Column("id", key, primary_key=True),
+        sa.Column("work_order_id", key, sa.ForeignKey("work_order.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("device_hash", sa.Text(), nullable=False),
+        sa.Column("answer", sa.Text(), nullable=False),
+        sa.Column("created_at", stamp, nullable=False),
+        sa.UniqueConstraint("work_order_id", "device_hash", name="uq_work_order_feedback_device"),
+        sa.CheckConstraint("answer IN ('satisfied', 'basically_satisfied', 'dissatisfied')",
+                           name="ck_work_order_feedback_answer"),
+        **({} if pg else {"sqlite_autoincrement": True}),
+    )
 
 
 def downgrade():
+    op.drop_table("work_order_feedback")
     op.drop_index("ix_station_rating_device", table_name="station_rating")
     op.drop_table("station_rating")
     with op.batch_alter_table("station") as batch:
