@@ -232,12 +232,20 @@ class RatingAnswer(Body):
     rating: Rating
 
 
+class CheckInAnswer(Body):
+    station_id: int
+    outcome: str
+    devices: int = Field(description="Distinct devices with this outcome here within 24 h.")
+    reported: bool = Field(description="true: passed on as a problem report (it opened or joined a work order).")
+
+
 class Meta(Body):
     kinds: list[KindTerm]
     amenities: list[Term]
     access: list[Term]
     open_states: list[Term]
     rating_tags: list[Term] = Field(description=f"Tags a rating may carry (at most {MAX_TAGS}).")
+    checkin_outcomes: list[Term] = Field(description="What a check-in may say.")
     modes: list[ModeTerm]
     coordsys: list[Coordsys]
     timezone: str

@@ -8,6 +8,9 @@ A device's rating replaces its earlier one within 12 hours and is a new one afte
 a station every day has a row per day. The device is the SHA-256 of a random id kept in a signed
 cookie (app.device); no address is stored.
 
+Check-ins: "worked / closed / not found / info wrong" in one tap, one row each; "closed" or "not
+found" from several devices within a day opens a work order (app.ops.checkins).
+
 Questionnaire: once a work order is fixed or closed, its tracking page asks 满意 / 基本满意 /
 不满意 about the handling; one answer per device per work order (unique), kept with the work order.
 
@@ -45,6 +48,18 @@ def upgrade():
     )
     op.create_index("ix_station_rating_device", "station_rating", ["station_id", "device_hash", "created_at"])
     op.create_table(
+        "station_checkin",
+        sa.Column("id", key, primary_key=True),
+        sa.Column("station_id", key, sa.ForeignKey("station.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("device_hash", sa.Text(), nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=False),
+        sa.Column("created_at", stamp, nullable=False),
+        sa.CheckConstraint("outcome IN ('worked', 'closed', 'not_found', 'info_wrong')",
+                           name="ck_station_checkin_outcome"),
+        **({} if pg else {"sqlite_autoincrement": True}),
+    )
+    op.create_index("ix_station_checkin_recent", "station_checkin", ["station_id", "outcome", "created_at"])
+    op.create_table(
         "work_order_feedback",
         sa.Column("id", key, primary_key=True),
         sa.Column("work_order_id", key, sa.ForeignKey("work_order.id", ondelete="CASCADE"), nullable=False),
@@ -60,6 +75,8 @@ def upgrade():
 
 def downgrade():
     op.drop_table("work_order_feedback")
+    op.drop_index("ix_station_checkin_recent", table_name="station_checkin")
+    op.drop_table("station_checkin")
     op.drop_index("ix_station_rating_device", table_name="station_rating")
     op.drop_table("station_rating")
     with op.batch_alter_table("station") as batch:
