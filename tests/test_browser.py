@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -233,6 +234,11 @@ def test_rate_a_station_from_its_sheet(live, browser, monkeypatch):
     page.wait_for_function("document.querySelector('.rate [role=status]').textContent.indexOf('已更新') >= 0")
     assert page.inner_text("#sheet-content .rating") == "★ 3.4 · 1 人评价"  # (17.5 + 3) / 6 = 3.42
     assert store.get(baby.id).rating_count == 1 and store.get(baby.id).rating_sum == 3
+    page.click('.checkins .chip[data-outcome="worked"]')
+    page.wait_for_function("document.querySelector('.checkins + [role=status]').textContent === '谢谢，已记录。'")
+    with store.reading() as conn:
+        kept = conn.execute(text("SELECT outcome FROM station_checkin WHERE station_id = :id"), {"id": baby.id}).all()
+    assert [r.outcome for r in kept] == ["worked"]
     shot(page, "05-rating")
     assert page.errors == []
 

@@ -428,16 +428,9 @@
       if (!chosen.stars) return;
       send.disabled = true;
       // The device cookie (set by the server) makes a repeat within 12 hours replace this rating.
-      fetch(API + "/stations/" + s.id + "/ratings", {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ stars: chosen.stars, tags: chosen.tags })
-      }).then(function (resp) {
-        return resp.json().catch(function () { return {}; }).then(function (body) {
-          if (!resp.ok) throw { http: true, message: (body.error && body.error.message) || resp.statusText };
-          shown.textContent = ratingText(body.rating);
-          said.textContent = t(body.replaced ? "rating.replaced" : "rating.thanks");
-        });
+      postJSON(API + "/stations/" + s.id + "/ratings", { stars: chosen.stars, tags: chosen.tags }).then(function (body) {
+        shown.textContent = ratingText(body.rating);
+        said.textContent = t(body.replaced ? "rating.replaced" : "rating.thanks");
       }).catch(function (err) {
         said.textContent = err && err.http ? err.message : t("error.network");
       }).then(function () { send.disabled = false; });
@@ -448,6 +441,33 @@
     form.appendChild(el("div", { class: "navs" }, [send]));
     form.appendChild(said);
     return form;
+  }
+  // -- check-ins: one tap says whether the station worked ------------------------------
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (answer) {
+        if (!resp.ok) throw { http: true, message: (answer.error && answer.error.message) || resp.statusText };
+        return answer;
+      });
+    });
+  }
+  function checkInBox(s) {
+    var said = el("p", { class: "note", role: "status" });
+    var box = el("div", { class: "rate-tags checkins", role: "group", "aria-label": t("checkin.ask") },
+      ((state.meta && state.meta.checkin_outcomes) || []).map(function (o) {
+        var b = el("button", { type: "button", class: "chip", "data-outcome": o.id, text: label(state.meta.checkin_outcomes, o.id) });
+        b.addEventListener("click", function () {
+          postJSON(API + "/stations/" + s.id + "/checkins", { outcome: o.id }).then(function () {
+            said.textContent = t("checkin.thanks");
+          }).catch(function (err) { said.textContent = err && err.http ? err.message : t("error.network"); });
+        });
+        return b;
+      }));
+    return el("div", { class: "rate" }, [el("h3", { class: "note", text: t("checkin.ask") }), box, said]);
   }
   var lastFocus = null;
   function openSheet(id) {
@@ -483,6 +503,7 @@
       content.appendChild(dl);
       content.appendChild(navLinks(s));
       content.appendChild(ratingForm(s, shownRating));
+      content.appendChild(checkInBox(s));
       // The report form is a page of its own (works without this script and the service worker).
       content.appendChild(el("div", { class: "navs" }, [
         el("a", { href: "/s/" + s.id + "/report?lang=" + encodeURIComponent(CONFIG.lang), class: "report", text: t("report.link") })
