@@ -200,3 +200,38 @@ def test_the_document_declares_the_ratings_endpoint(api):
     payload = doc["components"]["schemas"]["RatingPayload"]
     assert payload["required"] == ["stars"] and payload["properties"]["tags"]["maxItems"] == 6
     assert "security" not in operation  # public: no token, no session
+
+
+def test_a_rating_does_not_wait_for_the_signature_lock_an_import_holds(app, backend, store):
+    """PostGIS: an import holds the station_signature advisory lock to its commit; a rating
+    changes no kind, amenity or status, so its update must not queue behind it. (SQLite's
+    trigger fires only on those columns anyway.)"""
+    if backend != "postgis":
+        with store.reading() as conn:
+            sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'station_signature_update'")).scalar()
+        assert "AFTER UPDATE OF kind, amenities_yes, status ON station" in sql
+        return
+    from app.extensions import db
+    from app.stations.backends import store_for
+    with app.app_context():
+        mine, importer = db.engine.connect(), db.engine.connect()
+    outer = mine.begin()
+    try:
+        # The station is written with triggers off, so this transaction holds no signature lock
+        # of its own (the fixture's connection would: its inserts take it).
+        mine.execute(text("SET LOCAL session_replication_role = replica"))
+        ratings_store = store_for(mine)
+        ratings_store.upsert([station("lock", *CENTRE)])
+        mine.execute(text("SET LOCAL session_replication_role = origin"))
+        station_id = mine.execute(text("SELECT id FROM station WHERE source_id = 'lock'")).scalar_one()
+        importer.execute(text("SELECT pg_advisory_lock(hashtextextended('yizhan:station_signature', 0))"))
+        mine.execute(text("SET LOCAL lock_timeout = '2s'"))
+        assert Ratings(ratings_store).rate(station_id, "dev1", 4, [], T0).count == 1
+        # ...whereas a change of status still takes (and here waits for) the lock.
+        with pytest.raises(Exception, match="lock timeout"):
+            mine.execute(text("UPDATE station SET status = 'closed' WHERE id = :id"), {"id": station_id})
+    finally:
+        outer.rollback()
+        mine.close()
+        importer.execute(text("SELECT pg_advisory_unlock_all()"))
+        importer.close()

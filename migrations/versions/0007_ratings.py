@@ -21,6 +21,30 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
+# Every rating updates its station's row. 0005's statement trigger took the signature table's
+# advisory lock for any update of station, held to commit, so ratings would queue behind a
+# running import (and time out). Now it returns at once when no row changed kind, amenities or
+# status; what it does otherwise is 0005's.
+_PG_SIGNATURE_UPDATE = """
+CREATE OR REPLACE FUNCTION station_signature_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  {guard}
+  PERFORM pg_advisory_xact_lock(hashtextextended('yizhan:station_signature', 0));
+  INSERT INTO station_signature (kind, amenities_yes, active)
+  SELECT kind, amenities_yes, sum(delta) FROM (
+    SELECT kind, amenities_yes, 1 AS delta FROM new_rows WHERE status = 'active'
+    UNION ALL SELECT kind, amenities_yes, -1 AS delta FROM old_rows WHERE status = 'active'
+  ) AS d
+  GROUP BY kind, amenities_yes HAVING sum(delta) <> 0 ORDER BY kind, amenities_yes
+  ON CONFLICT (kind, amenities_yes) DO UPDATE SET active = station_signature.active + EXCLUDED.active;
+  RETURN NULL;
+END $$
+"""
+_GUARD = """IF NOT EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
+                 WHERE (n.kind, n.amenities_yes, n.status) IS DISTINCT FROM (o.kind, o.amenities_yes, o.status)) THEN
+    RETURN NULL;
+  END IF;"""
+
 revision = "0007_ratings"
 down_revision = "0006_operations"
 branch_labels = None
@@ -31,6 +55,8 @@ def upgrade():
     pg = op.get_bind().dialect.name == "postgresql"
     stamp = sa.DateTime(timezone=True) if pg else sa.Text()
     key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    if pg:
+        op.execute(_PG_SIGNATURE_UPDATE.format(guard=_GUARD))
     with op.batch_alter_table("station") as batch:
         batch.add_column(sa.Column("rating_count", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("rating_sum", sa.Integer(), nullable=False, server_default="0"))
@@ -82,3 +108,5 @@ def downgrade():
     with op.batch_alter_table("station") as batch:
         batch.drop_column("rating_sum")
         batch.drop_column("rating_count")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_SIGNATURE_UPDATE.format(guard=""))
