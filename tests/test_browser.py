@@ -13,10 +13,12 @@ import os
 from dataclasses import replace
 import tempfile
 import threading
+import uuid
 from urllib.parse import urlparse
 
 import pytest
 from flask_migrate import upgrade
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -207,6 +209,38 @@ def test_a_station_deep_link_opens_its_sheet(live, browser):
     assert "周一–周日 00:00–01:00" in page.inner_text("#sheet-content")  # Mo-Su 00:00-01:00, in words
     page.keyboard.press("Escape")
     assert page.locator("#sheet").is_hidden()
+
+
+def test_rate_a_station_from_its_sheet(live, browser, monkeypatch):
+    """Stars and a tag from the sheet; the shown average is the server's Bayesian one; a second
+    rating from the same browser within 12 hours replaces the first."""
+    from app.auth import limiter
+    # Rate-limit counts of its own: 127.0.0.1's in the shared Redis may hold other runs' ratings.
+    monkeypatch.setattr(limiter, "_key_prefix", f"yizhan-test-{uuid.uuid4().hex}")
+    store = live["store"]
+    baby = [s for s in store.within(_world(), _all(), 100)[0] if s.source_id == "baby"][0]
+    page = new_page(browser)
+    page.goto(f"{live['url']}/s/{baby.id}")
+    page.wait_for_selector("#sheet:not([hidden])")
+    assert page.inner_text("#sheet-content .rating") == "暂无评价"
+    assert page.locator(".rate-send").is_disabled()  # no stars chosen yet
+    page.click('.star[aria-label="4 星"]')
+    page.click('.rate-tags .chip:has-text("干净")')
+    page.click(".rate-send")
+    page.wait_for_function("document.querySelector('.rate [role=status]').textContent === '感谢您的评价。'")
+    assert page.inner_text("#sheet-content .rating") == "★ 3.6 · 1 人评价"  # (5 × 3.5 + 4) / 6 = 3.58
+    page.click('.star[aria-label="3 星"]')
+    page.click(".rate-send")
+    page.wait_for_function("document.querySelector('.rate [role=status]').textContent.indexOf('已更新') >= 0")
+    assert page.inner_text("#sheet-content .rating") == "★ 3.4 · 1 人评价"  # (17.5 + 3) / 6 = 3.42
+    assert store.get(baby.id).rating_count == 1 and store.get(baby.id).rating_sum == 3
+    page.click('.checkins .chip[data-outcome="worked"]')
+    page.wait_for_function("document.querySelector('.checkins + [role=status]').textContent === '谢谢，已记录。'")
+    with store.reading() as conn:
+        kept = conn.execute(text("SELECT outcome FROM station_checkin WHERE station_id = :id"), {"id": baby.id}).all()
+    assert [r.outcome for r in kept] == ["worked"]
+    shot(page, "05-rating")
+    assert page.errors == []
 
 
 def test_offline_reload_shows_the_cached_list(live, browser):

@@ -13,12 +13,15 @@ request is refused for a rule of the stored state (closing a station needs a rea
 which tests/test_ops_api.py covers. Schemathesis's own ``ignored_auth`` check then
 repeats each answered request without and with a made-up credential and expects 401.
 """
+import uuid
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from app.api.contract import ENDPOINTS
+from app.auth import limiter
 from tests.helpers import station
 
 EXAMPLES_PER_OPERATION = 40
@@ -33,8 +36,11 @@ def staff_headers(ops):
 
 
 @pytest.fixture
-def api(client, store):
-    """The app serving this test's transaction, with a few stations near the documented examples."""
+def api(client, store, monkeypatch):
+    """The app serving this test's transaction, with a few stations near the documented examples,
+    and rate-limit counts of its own (ratings are limited per address; the shared Redis would
+    carry one run's counts into the next, and into other tests from 127.0.0.1)."""
+    monkeypatch.setattr(limiter, "_key_prefix", f"yizhan-test-{uuid.uuid4().hex}")
     store.upsert([
         station("f1", 27.83, 113.15, hours="24/7", yes=("hot_water",)),
         station("f2", 27.831, 113.151, "battery_swap", hours="Mo-Fr 08:00-18:00"),

@@ -20,6 +20,7 @@ from app.ops.service import REPORT_SOURCES
 from app.ops.workflow import CLOSING_REASONS, STATES
 from app.stations.model import STATION_FIELDS
 from app.stations.model import Station as StationModel
+from app.stations.ratings import MAX_TAGS, PRIOR_MEAN, PRIOR_WEIGHT
 from app.stations.vocabulary import ACCESS, AMENITIES, KINDS, OPEN_STATES
 
 Coordsys = Literal[COORDSYS]
@@ -68,6 +69,17 @@ def _station_fields(levels: tuple[str, ...], *, coordinates: bool = True) -> dic
     return out
 
 
+class Rating(Body):
+    average: float = Field(description=f"Bayesian average of the stars: ({PRIOR_WEIGHT} × {PRIOR_MEAN} + sum of "
+                                       f"stars) ÷ ({PRIOR_WEIGHT} + count), to 2 decimals.")
+    count: int = Field(ge=1, description="How many ratings it has (a device's repeat within 12 h replaces its "
+                                         "earlier one).")
+
+
+_RATING_FIELD: dict[str, Any] = {
+    "rating": (Rating | None, Field(None, description="Satisfaction rating; null when nobody has rated it.")),
+}
+
 _OPEN_FIELDS: dict[str, Any] = {
     "open_state": (OpenState | None, Field(None, description="open, closed or unknown — never folded together.")),
     "next_change": (datetime | None, Field(None, description="When the open state changes next, if within a week.")),
@@ -75,8 +87,9 @@ _OPEN_FIELDS: dict[str, Any] = {
                                                           "closed); null otherwise.")),
 }
 
-Station = create_model("Station", __base__=Body, **_station_fields(("summary",)), **_OPEN_FIELDS)
-StationProperties = create_model("StationProperties", __base__=Body, **_station_fields(("summary",), coordinates=False))
+Station = create_model("Station", __base__=Body, **_station_fields(("summary",)), **_RATING_FIELD, **_OPEN_FIELDS)
+StationProperties = create_model("StationProperties", __base__=Body, **_station_fields(("summary",), coordinates=False),
+                                 **_RATING_FIELD)
 StationDetail = create_model(
     "StationDetail", __base__=Station, **_station_fields(("detail",)),
     amenity_states=(dict[AmenityName, Literal["yes", "no", "unknown"]],
@@ -210,11 +223,29 @@ class Limits(Body):
     snap_max_m: float
 
 
+class RatingAnswer(Body):
+    station_id: int
+    stars: int = Field(ge=1, le=5)
+    tags: list[str]
+    replaced: bool = Field(description="true: it replaced this device's rating of the station from the last 12 h "
+                                       "(answered 200); false: a new rating (201).")
+    rating: Rating
+
+
+class CheckInAnswer(Body):
+    station_id: int
+    outcome: str
+    devices: int = Field(description="Distinct devices with this outcome here within 24 h.")
+    reported: bool = Field(description="true: passed on as a problem report (it opened or joined a work order).")
+
+
 class Meta(Body):
     kinds: list[KindTerm]
     amenities: list[Term]
     access: list[Term]
     open_states: list[Term]
+    rating_tags: list[Term] = Field(description=f"Tags a rating may carry (at most {MAX_TAGS}).")
+    checkin_outcomes: list[Term] = Field(description="What a check-in may say.")
     modes: list[ModeTerm]
     coordsys: list[Coordsys]
     timezone: str

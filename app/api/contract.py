@@ -52,6 +52,7 @@ class Endpoint:
     payload: type[Payload] | None = None  # the JSON request body
     status: int = 200  # of a successful answer
     auth: Callable[[], Any] | None = None  # says who is calling, or answers 401 itself
+    also: dict[int, str] = field(default_factory=dict)  # other successful statuses (same body), e.g. 200 beside 201
 
     @property
     def secured(self) -> bool:
@@ -80,7 +81,7 @@ SECURITY_SCHEMES = {
 def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[BaseModel], summary: str,
              errors: dict[int, str] | None = None, media_type: str = "application/json",
              cache_seconds: int = 0, method: str = "GET", payload: type[Payload] | None = None,
-             status: int = 200, auth: Callable[[], Any] | None = None):
+             status: int = 200, auth: Callable[[], Any] | None = None, also: dict[int, str] | None = None):
     """Register a route. Its handler takes, in this order: the caller (``auth()``'s answer) when
     ``auth`` is given, ``args`` (a ``query`` instance) when ``query`` is, the body (a ``payload``
     instance) when ``payload`` is, then the path values. Who is calling is settled first: an
@@ -94,7 +95,7 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
                     **(BAD_INPUT if query is not None or payload is not None else {}),
                     **(NOT_JSON if payload is not None else {}), **(errors or {})},
             media_type=media_type, cache_seconds=cache_seconds, method=method, payload=payload,
-            status=status, auth=auth,
+            status=status, auth=auth, also=also or {},
         )
 
         @functools.wraps(handler)
@@ -258,8 +259,10 @@ def openapi_document(prefix: str, info: dict, error_model: type[BaseModel]) -> d
         parameters = [_path_parameter(m) for m in _PATH_PARAM.finditer(e.rule)]
         if e.query is not None:
             parameters += _query_parameters(e.query)
-        responses = {str(e.status): {"description": "OK" if e.status == 200 else "Created", "content": {
-            e.media_type: {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}}
+        answer = {e.media_type: {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}
+        responses = {str(e.status): {"description": "OK" if e.status == 200 else "Created", "content": answer}}
+        for status, text in sorted(e.also.items()):
+            responses[str(status)] = {"description": text, "content": answer}
         for status, text in sorted(e.errors.items()):
             responses[str(status)] = {"description": text, "content": {"application/json": {"schema": _ERROR_REF}}}
         operation = {"operationId": e.name, "summary": e.summary, "responses": responses}

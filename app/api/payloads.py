@@ -15,6 +15,8 @@ from pydantic_core import PydanticCustomError
 from app.api.contract import Payload
 from app.ops.service import MAX_NOTE, MAX_REASON, STATION_STATUSES
 from app.ops.workflow import CLOSING_REASONS, STATES
+from app.ops.checkins import OUTCOMES
+from app.stations.ratings import MAX_TAGS, TAGS
 from app.stations.vocabulary import AMENITIES
 
 Note = Annotated[str, Field(max_length=MAX_NOTE, description="Free text for the log.")]
@@ -70,3 +72,14 @@ class InspectionPayload(Payload):
     lat: Annotated[float, Field(ge=-90, le=90, description="The device's WGS-84 latitude.")] | None = None
     lng: Annotated[float, Field(ge=-180, le=180, description="The device's WGS-84 longitude.")] | None = None
     note: Note = ""
+
+
+class RatingPayload(Payload):
+    stars: Literal[1, 2, 3, 4, 5] = Field(description="1 (bad) to 5 (very good).")
+    tags: list[Literal[tuple(TAGS)]] = Field(default_factory=list, max_length=MAX_TAGS,
+                                            description="Tags from /meta's rating_tags; repeats count once.")
+
+
+class CheckInPayload(Payload):
+    outcome: Literal[tuple(OUTCOMES)] = Field(description="What the person found: worked, closed, not_found or "
+                                                           "info_wrong (labels in /meta's checkin_outcomes).")

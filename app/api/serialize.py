@@ -17,6 +17,7 @@ from flask import Response
 from app.geo.coordsys import WGS84, from_wgs84
 from app.stations.hours import HoursState
 from app.stations.model import STATION_FIELDS, Hit, Station
+from app.stations.ratings import rating_of
 from app.stations.vocabulary import amenity_names, amenity_states
 
 
@@ -66,6 +67,7 @@ def _fields(st: Station, wanted, coords: tuple[float, float], out: dict) -> dict
 def station(st: Station, coordsys: str, hours: HoursState | None = None, detail: bool = False) -> dict:
     coords = from_wgs84(st.lat, st.lng, coordsys) if coordsys != WGS84 else (st.lat, st.lng)
     out = _fields(st, _SUMMARY, coords, {})
+    out["rating"] = rating_of(st)
     if hours is not None:
         out["open_state"] = hours.state
         out["next_change"] = _iso(hours.next_change)

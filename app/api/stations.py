@@ -11,6 +11,8 @@ from app.geo.geodesic import Box
 from app.network.modes import MAX_MINUTES, MIN_MINUTES, MODES, SNAP_MAX_M
 from app.stations import hours
 from app.stations.model import MAX_SEARCH_M, NearestQuery
+from app.ops.checkins import OUTCOMES as CHECKIN_OUTCOMES
+from app.stations.ratings import TAGS as RATING_TAGS
 from app.stations.vocabulary import ACCESS, AMENITIES, KIND_CORE_AMENITY, KINDS, OPEN_STATES
 
 # Upper bound of the GCJ-02 + BD-09 shift in degrees (measured maximum ~0.0135°);
@@ -70,6 +72,8 @@ def meta():
         "amenities": serialize.labelled(AMENITIES),
         "access": serialize.labelled(ACCESS),
         "open_states": serialize.labelled(OPEN_STATES),
+        "rating_tags": serialize.labelled(RATING_TAGS),
+        "checkin_outcomes": serialize.labelled(CHECKIN_OUTCOMES),
         "modes": serialize.labelled(
             {name: mode.labels for name, mode in MODES.items()},
             speed_kmh=speeds, metres_per_minute={m: round(v * 1000 / 60, 3) for m, v in speeds.items()},

@@ -16,8 +16,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import auth
 from app.auth import current_principal, limiter
+from app.device import device_hash, known_device
 from app.ops.dbtime import utcnow
 from app.ops.errors import OpsError
+from app.ops.feedback import ANSWERS, ASKED_IN, Feedback
 from app.ops.photos import MAX_PHOTOS
 from app.ops.service import MAX_DESCRIPTION, ReportInput
 from app.ops.workflow import OPEN_STATES
@@ -29,6 +31,7 @@ bp = Blueprint("reporting", __name__, template_folder="templates")
 
 REPORTS_PER_ADDRESS = "5 per 10 minutes"
 REPORTS_PER_STATION = "30 per hour"  # many addresses, one station: a flood, not a queue of problems
+FEEDBACK_PER_ADDRESS = "10 per 10 minutes"  # one answer per device per work order; this stops cookie-droppers
 HONEYPOT = "website"  # hidden from people; bots that fill every field fill it
 YEAR = 365 * 24 * 3600
 MB = 1024 * 1024
@@ -172,6 +175,8 @@ def submit(station_id: int):
 @bp.errorhandler(CSRFError)
 def _csrf_failed(exc: CSRFError):
     """A missing or expired token: the form again, with what was typed (files cannot be kept)."""
+    if request.endpoint == "reporting.feedback":
+        return _track_page(request.view_args["token"], 400, problem=TEXTS[page_lang()]["feedback_expired"])
     station = _station_or_none(request.view_args.get("station_id", 0)) if request.view_args else None
     if station is None:
         return _missing_station()
@@ -210,6 +215,10 @@ def _reason(code: str | None, lang: str) -> str | None:
 
 @bp.get("/r/<token>")
 def track(token: str):
+    return _track_page(token)
+
+
+def _track_page(token: str, status: int = 200, problem: str | None = None):
     lang = page_lang()
     texts = TEXTS[lang]
     view = _ops().track(token) if len(token) <= 100 else None
@@ -228,12 +237,36 @@ def track(token: str):
         notice = texts["joined"]
     elif request.args.get("new"):
         notice = texts["received"]
+    # The questionnaire, once the work is done: asked until this device has answered.
+    asked = view.state in ASKED_IN
+    answered = Feedback(_ops().stations).answer_of(view.id, known_device()) if asked else None
     here = {"station_id": view.station_id, **_chosen_lang()}
     return _page(
-        "track.html", referrer="no-referrer", view=view, category=view.category.names[lang],
+        "track.html", status,
+        # The questionnaire posts back here: on HTTPS Flask-WTF wants a same-origin Referer, and
+        # "origin" sends the site alone, never the path with the tracking token.
+        referrer="origin" if asked and answered is None else "no-referrer",
+        view=view, category=view.category.names[lang],
         state=STATE_WORDS[view.state][lang], reason=_reason(view.close_reason, lang), steps=steps, due=due,
         notice=notice, station_link=url_for("web.station_page", **here) if view.station_id else None,
-        again=url_for(".form", **here) if view.station_id else None)
+        again=url_for(".form", **here) if view.station_id else None,
+        ask=asked and answered is None, answered=answered, problem=problem,
+        answers=[(code, labels[lang]) for code, labels in ANSWERS.items()],
+        feedback_url=url_for(".feedback", token=token, **_chosen_lang()))
+
+
+@bp.post("/r/<token>/feedback")
+@limiter.limit(FEEDBACK_PER_ADDRESS)
+def feedback(token: str):
+    """满意 / 基本满意 / 不满意 about a fixed or closed work order; then the page again, saying thanks."""
+    view = _ops().track(token) if len(token) <= 100 else None
+    if view is None:
+        return _page("message.html", 404, referrer="no-referrer", message=TEXTS[page_lang()]["missing_report"])
+    answer = request.form.get("answer", "")
+    if view.state not in ASKED_IN or answer not in ANSWERS:
+        return _track_page(token, 400, problem=TEXTS[page_lang()]["feedback_invalid"])
+    Feedback(_ops().stations).give(view.id, view.state, device_hash(), answer, utcnow())
+    return redirect(url_for(".track", token=token, **_chosen_lang()), 303)
 
 
 # -- photos --------------------------------------------------------------------------------

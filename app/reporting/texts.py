@@ -35,6 +35,11 @@ TEXTS = {
         "limited": "提交太频繁了，请 {seconds} 秒后再试。",
         "back": "返回站点",
         "report_again": "报告其他问题",
+        "feedback_ask": "您对这次处理满意吗？",
+        "feedback_thanks": "感谢您的反馈！",
+        "feedback_given": "您的评价：{answer}",
+        "feedback_invalid": "请选择满意、基本满意或不满意。",
+        "feedback_expired": "页面已过期，请再选择一次。",
         "errors": {
             "category": "请选择一个问题。",
             "description": "描述最多 {max_description} 字。",
@@ -75,6 +80,11 @@ TEXTS = {
         "limited": "Too many reports; please try again in {seconds} s.",
         "back": "Back to the station",
         "report_again": "Report another problem",
+        "feedback_ask": "Are you satisfied with how this was handled?",
+        "feedback_thanks": "Thank you for your feedback!",
+        "feedback_given": "Your answer: {answer}",
+        "feedback_invalid": "Please choose satisfied, mostly satisfied or dissatisfied.",
+        "feedback_expired": "This page had expired; please choose again.",
         "errors": {
             # English pages show the service's own message; these cover what it does not say.
             "too_many_photos": "At most {max_photos} photos, please.",

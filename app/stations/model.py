@@ -66,6 +66,10 @@ class Station(StationInput):
     out_of_order: int = _column("Amenities it has that are out of order until fixed.", 0, wire="amenities")
     last_inspected_at: datetime | None = _column("When its manager last inspected it (daily checklist).", None,
                                                  wire="time")
+    # Ratings (issue #9): running totals kept with each rating (app.stations.ratings), so a
+    # search reads them without a join; answers show the derived ``rating`` instead.
+    rating_count: int = _column("How many ratings it has.", 0, public=None)
+    rating_sum: int = _column("The sum of their stars.", 0, public=None)
 
 
 STATION_FIELDS = fields(Station)

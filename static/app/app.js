@@ -393,6 +393,82 @@
     }
     return box;
   }
+  // -- ratings: ★ average (Bayesian, from the server) and a 1–5 star + tags form -----------
+  function ratingText(r) {
+    return r ? t("rating.shown", { average: r.average.toFixed(1), count: r.count }) : t("rating.none");
+  }
+  function ratingForm(s, shown) {
+    var chosen = { stars: 0, tags: [] };
+    var form = el("form", { class: "rate", "aria-label": t("rating.ask") });
+    var stars = el("div", { class: "stars", role: "group", "aria-label": t("rating.ask") });
+    var starButtons = [1, 2, 3, 4, 5].map(function (n) {
+      var b = el("button", { type: "button", class: "star", "aria-pressed": "false", "aria-label": t("rating.stars", { n: n }), text: "★" });
+      b.addEventListener("click", function () {
+        chosen.stars = n;
+        starButtons.forEach(function (x, i) { x.setAttribute("aria-pressed", String(i < n)); });
+        send.disabled = false;
+      });
+      stars.appendChild(b);
+      return b;
+    });
+    var tags = el("div", { class: "rate-tags" }, ((state.meta && state.meta.rating_tags) || []).map(function (tag) {
+      var chip = el("button", { type: "button", class: "chip", "aria-pressed": "false", text: label(state.meta.rating_tags, tag.id) });
+      chip.addEventListener("click", function () {
+        var i = chosen.tags.indexOf(tag.id);
+        if (i >= 0) chosen.tags.splice(i, 1); else chosen.tags.push(tag.id);
+        chip.setAttribute("aria-pressed", String(i < 0));
+      });
+      return chip;
+    }));
+    var send = el("button", { type: "submit", class: "rate-send", text: t("rating.send") });
+    send.disabled = true;
+    var said = el("p", { class: "note", role: "status" });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!chosen.stars) return;
+      send.disabled = true;
+      // The device cookie (set by the server) makes a repeat within 12 hours replace this rating.
+      postJSON(API + "/stations/" + s.id + "/ratings", { stars: chosen.stars, tags: chosen.tags }).then(function (body) {
+        shown.textContent = ratingText(body.rating);
+        said.textContent = t(body.replaced ? "rating.replaced" : "rating.thanks");
+      }).catch(function (err) {
+        said.textContent = err && err.http ? err.message : t("error.network");
+      }).then(function () { send.disabled = false; });
+    });
+    form.appendChild(el("h3", { class: "note", text: t("rating.ask") }));
+    form.appendChild(stars);
+    form.appendChild(tags);
+    form.appendChild(el("div", { class: "navs" }, [send]));
+    form.appendChild(said);
+    return form;
+  }
+  // -- check-ins: one tap says whether the station worked ------------------------------
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (answer) {
+        if (!resp.ok) throw { http: true, message: (answer.error && answer.error.message) || resp.statusText };
+        return answer;
+      });
+    });
+  }
+  function checkInBox(s) {
+    var said = el("p", { class: "note", role: "status" });
+    var box = el("div", { class: "rate-tags checkins", role: "group", "aria-label": t("checkin.ask") },
+      ((state.meta && state.meta.checkin_outcomes) || []).map(function (o) {
+        var b = el("button", { type: "button", class: "chip", "data-outcome": o.id, text: label(state.meta.checkin_outcomes, o.id) });
+        b.addEventListener("click", function () {
+          postJSON(API + "/stations/" + s.id + "/checkins", { outcome: o.id }).then(function () {
+            said.textContent = t("checkin.thanks");
+          }).catch(function (err) { said.textContent = err && err.http ? err.message : t("error.network"); });
+        });
+        return b;
+      }));
+    return el("div", { class: "rate" }, [el("h3", { class: "note", text: t("checkin.ask") }), box, said]);
+  }
   var lastFocus = null;
   function openSheet(id) {
     return getJSON(API + "/stations/" + id + "?out_coordsys=" + MAP_SYS).then(function (res) {
@@ -404,6 +480,8 @@
       // Closed by its staff for now (repairs, an event): say why.
       if (s.open_state === "closed" && s.closed_reason) content.appendChild(el("p", { class: "item-meta state-closed", text: t("sheet.closed_reason", { reason: s.closed_reason }) }));
       if (s.batteries_available != null) content.appendChild(el("p", { class: "batteries", text: t("batteries", { n: s.batteries_available }) }));
+      var shownRating = el("p", { class: "rating", text: ratingText(s.rating) });
+      content.appendChild(shownRating);
       if (s.last_inspected_at) content.appendChild(el("p", { class: "note", text: inspectedText(s.last_inspected_at) }));
       var groups = { yes: [], no: [], unknown: [] }, broken = s.out_of_order || [];
       Object.keys(s.amenity_states || {}).forEach(function (a) { groups[s.amenity_states[a]].push(a); });
@@ -424,6 +502,8 @@
       row("sheet.operator", s.operator);
       content.appendChild(dl);
       content.appendChild(navLinks(s));
+      content.appendChild(ratingForm(s, shownRating));
+      content.appendChild(checkInBox(s));
       // The report form is a page of its own (works without this script and the service worker).
       content.appendChild(el("div", { class: "navs" }, [
         el("a", { href: "/s/" + s.id + "/report?lang=" + encodeURIComponent(CONFIG.lang), class: "report", text: t("report.link") })
