@@ -70,8 +70,6 @@ def rate_station(payload: RatingPayload, station_id: int):
     return body, (200 if rated.replaced else 201)
 
 
-
-
 @endpoint(bp, "/stations/<int(max=9223372036854775807):station_id>/checkins", query=None, payload=CheckInPayload,
           body=bodies.CheckInAnswer, method="POST", status=201,
           errors={404: "No such station.", 429: "Too many check-ins from this address; see Retry-After.",
