@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from app.device import DEVICE_COOKIE
 from app.ops.feedback import Feedback, NotAsked
-from tests.test_reporting import _TOKEN, _post, _tracking_token, world  # noqa: F401  (world: a fixture)
+from tests.test_reporting import _TOKEN, _log_in, _post, _tracking_token, world  # noqa: F401  (world: a fixture)
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 
@@ -100,3 +100,22 @@ def test_the_service_refuses_open_work_orders_and_unknown_answers(world):
     assert feedback.give(wo_id, "fixed", "dev", "satisfied", NOW) is True
     assert feedback.give(wo_id, "fixed", "dev", "dissatisfied", NOW) is False
     assert feedback.answer_of(wo_id, "dev") == "satisfied" and feedback.answer_of(wo_id, None) is None
+
+
+def test_staff_see_how_reporters_judged_the_handling(world):
+    ops, manager = world["ops"], world["manager"]
+    token, wo_id = _fixed(world)
+    ops.transition(manager, wo_id, "confirmed")
+    ops.transition(manager, wo_id, "fixed")
+    assert ops.get_work_order(manager, wo_id).feedback == {"satisfied": 0, "basically_satisfied": 0,
+                                                           "dissatisfied": 0}
+    Feedback(world["store"]).give(wo_id, "fixed", "device-a", "satisfied", NOW)
+    Feedback(world["store"]).give(wo_id, "fixed", "device-b", "dissatisfied", NOW)
+    assert ops.get_work_order(manager, wo_id).feedback == {"satisfied": 1, "basically_satisfied": 0,
+                                                           "dissatisfied": 1}
+    from app.api.ops_serialize import work_order_detail
+
+    answer = work_order_detail(ops.get_work_order(manager, wo_id), timezone.utc, NOW)
+    assert answer["feedback"] == {"satisfied": 1, "basically_satisfied": 0, "dissatisfied": 1}
+    page = _log_in(world["app"], manager.email).get(f"/staff/work-orders/{wo_id}?lang=en").get_data(as_text=True)
+    assert "verdict</dt><dd>Satisfied 1 · Dissatisfied 1</dd>" in page

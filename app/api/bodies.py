@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from app.geo.coordsys import COORDSYS
 from app.network.modes import MODE_NAMES
 from app.ops.categories import PRIORITIES
+from app.ops.feedback import ANSWERS as FEEDBACK_ANSWERS
 from app.ops.service import REPORT_SOURCES
 from app.ops.workflow import CLOSING_REASONS, STATES
 from app.stations.model import STATION_FIELDS
@@ -331,6 +332,9 @@ class PhotoRef(Body):
     public: bool
 
 
+FeedbackAnswer = Literal[tuple(FEEDBACK_ANSWERS)]
+
+
 class WorkOrderDetail(WorkOrder):
     events: list[WorkOrderEvent] = Field(description="The append-only log, oldest first.")
     allowed_transitions: list[State] = Field(description="The states this caller may move it to now.")
@@ -339,6 +343,9 @@ class WorkOrderDetail(WorkOrder):
     contacts_shown: bool = Field(description="Whether reporters' phone and e-mail are shown to this caller: "
                                              "admins and the responsible organisation's org and station "
                                              "managers, never workers.")
+    feedback: dict[FeedbackAnswer, int] = Field(
+        description="How reporters judged the handling once it was done (the tracking page's questionnaire): "
+                    "devices per answer, every answer listed.")
 
 
 class FailedItem(Body):

@@ -66,6 +66,7 @@ def work_order_detail(detail: WorkOrderDetail, zone: tzinfo, now: datetime) -> d
         "phone": r.phone, "email": r.email,
     } for r in detail.reports]
     out["contacts_shown"] = detail.contacts_shown
+    out["feedback"] = dict(detail.feedback)
     return out
 
 

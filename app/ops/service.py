@@ -26,6 +26,7 @@ from app.ops.categories import DEFAULT_CATEGORIES, Category, Limit
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.ops.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound
+from app.ops.feedback import Feedback
 from app.ops.outbox import Message
 from app.ops.store import OpsStore, Scope, WorkOrder
 from app.ops.workflow import (
@@ -131,6 +132,7 @@ class WorkOrderDetail:
     attachments: list
     allowed: tuple[str, ...]  # the transitions this caller may make now
     contacts_shown: bool  # whether ``reports`` carry reporters' phone, e-mail and device id
+    feedback: dict[str, int]  # how reporters judged the handling: answer -> devices (app.ops.feedback)
 
 
 @dataclass(frozen=True)
@@ -406,7 +408,8 @@ class Ops:
         if not shown:
             reports = [replace(r, phone=None, email=None, device_id=None) for r in reports]
         return WorkOrderDetail(wo, self._category_or_placeholder(wo), self.store.events(wo.id), reports,
-                               self.store.attachments(wo.id), self._allowed(principal, wo), shown)
+                               self.store.attachments(wo.id), self._allowed(principal, wo), shown,
+                               Feedback(self.stations).counts(wo.id))
 
     def _allowed(self, principal, wo: WorkOrder) -> tuple[str, ...]:
         from app.ops.workflow import allowed_next

@@ -22,6 +22,7 @@ from app.auth import current_principal
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.ops.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound, OpsError
+from app.ops.feedback import ANSWERS as FEEDBACK_ANSWERS
 from app.ops.photos import MAX_PHOTOS
 from app.ops.service import ASSIGNABLE_ROLES, MANAGING_ROLES
 from app.ops.workflow import CLOSING_REASONS, STATE_TYPES
@@ -277,6 +278,7 @@ def _work_order_page(detail, status: int = 200, problem: str | None = None, type
         reason=REASON_WORDS[wo.close_reason][lang] if wo.close_reason in REASON_WORDS else None,
         created=_when(wo.created_at, org), due=_when(wo.due_at, org), overdue=wo.overdue(utcnow()),
         reports=reports, events=events, contacts=contacts,
+        feedback=[(FEEDBACK_ANSWERS[answer][lang], n) for answer, n in detail.feedback.items() if n],
         photos=[{"src": url_for("reporting.media", sha256=a.sha256), "public": a.public} for a in detail.attachments],
         plot=maps.plot(points), map_link=_map_link(wo.lat, wo.lng),
         actions=[{"to": to, "label": ACTION_WORDS[to][lang]} for to in detail.allowed],
