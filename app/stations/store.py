@@ -157,6 +157,20 @@ class StationStore(ABC):
             ).first()
         return row_to_station(row) if row else None
 
+    def active_batches(self, n: int = BOX_BATCH) -> Iterator[list[Station]]:
+        """Every active station, by id, in batches of at most ``n`` (keyset paging, one read)."""
+        sql = text(f"SELECT {', '.join(STATION_COLUMNS)} FROM station "
+                   "WHERE status = 'active' AND id > :after ORDER BY id LIMIT :n")
+        after_id = 0
+        with self.reading() as conn:
+            while True:
+                batch = [row_to_station(row) for row in conn.execute(sql, {"after": after_id, "n": n})]
+                if batch:
+                    yield batch
+                if len(batch) < n:
+                    return
+                after_id = batch[-1].id
+
     def count(self) -> int:
         with self.reading() as conn:
             return conn.execute(text("SELECT count(*) FROM station")).scalar_one()
