@@ -39,7 +39,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from app.api.blueprint import bp as api_bp
 from app.api.serialize import error, json_response
 from app.ops.accounts import Accounts, Principal
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.web import LANGS, page_lang  # the finder's rule: ?lang=, else Accept-Language
 
 OPEN311_PREFIX = "/open311/"

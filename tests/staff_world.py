@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.service import ReportInput
 from tests.helpers import station
 

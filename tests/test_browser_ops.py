@@ -41,7 +41,7 @@ from werkzeug.serving import make_server
 from app import create_app
 from app.extensions import db
 from app.network import service
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.service import ReportInput
 from app.stations.backends import drop_all_tables
 from tests.images import leftover_metadata, make_jpeg_with_gps, make_png

@@ -11,7 +11,7 @@ from jsonschema import Draft7Validator
 from sqlalchemy import text
 
 from app import PROJECT_ROOT
-from app.ops.dbtime import to_db
+from app.dbtime import to_db
 from tests.helpers import station
 
 SCHEMAS = os.path.join(PROJECT_ROOT, "data", "gbfs", "v2.3")

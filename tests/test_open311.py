@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from app.geo.coordsys import wgs84_to_gcj02
 from app.ops.categories import DEFAULT_CATEGORIES, category_to_dict
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.service import ReportInput
 from tests.helpers import station
 from tests.images import make_jpeg_with_gps

@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 from app.ops import accounts as accounts_module
 from app.ops.accounts import DEFAULT_TIMEZONE, OPEN311_KEY_PREFIX, TOKEN_PREFIX, Accounts, Principal
 from app.ops.categories import DEFAULT_CATEGORIES, category_to_dict
-from app.ops.dbtime import from_db
+from app.dbtime import from_db
 from app.ops.errors import Conflict, Invalid, NotFound
 from tests.helpers import station
 

@@ -15,7 +15,7 @@ from flask import session
 from flask_wtf.csrf import generate_csrf
 
 from app.api import bodies
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.service import ReportInput
 from tests.images import make_jpeg_with_gps
 from tests.staff_world import (

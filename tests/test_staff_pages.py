@@ -18,7 +18,7 @@ from sqlalchemy import text
 from app.auth import limiter
 from app.geo.geodesic import distance_m
 from app.ops.checklists import checklist_for
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.photos import PhotoStore
 from app.ops.service import ReportInput
 from app.staff import plot as maps

@@ -21,7 +21,7 @@ from app.api.contract import STORE_DOWN, endpoint
 from app.api.payloads import AmenityPayload, InspectionPayload, StationStatusPayload, TransitionPayload
 from app.geo.coordsys import WGS84
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.service import WORKER_TRANSITIONS
 from app.ops.store import WorkOrder
 from app.stations import hours

@@ -25,7 +25,7 @@ from app.api.contract import STORE_DOWN, endpoint
 from app.api.errors import ApiError
 from app.api.payloads import CheckInPayload, RatingPayload
 from app.device import device_hash
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops import checkins
 from app.stations.ratings import Ratings, UnknownStation
 

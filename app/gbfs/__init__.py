@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, Response, current_app, request
 
 from app.gbfs import feed
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.web import absolute_url
 
 bp = Blueprint("gbfs", __name__, url_prefix="/gbfs")

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.serialize import json_response
 from app.auth import OPEN311_PREFIX, client_key, csrf, limiter
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.errors import Forbidden, NotFound, OpsError
 from app.open311 import wire
 from app.web import page_lang  # the finder's rule: ?lang=, else Accept-Language

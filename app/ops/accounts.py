@@ -27,7 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.ops.categories import (
     DEFAULT_CATEGORIES, Category, categories_from_dicts, category_to_dict, validate_categories,
 )
-from app.ops.dbtime import from_db, to_db, utcnow
+from app.dbtime import from_db, to_db, utcnow
 from app.ops.errors import Conflict, Invalid, NotFound
 from app.ops.outbox import FORMATS as WEBHOOK_FORMATS, validate_webhook_url
 from app.stations.store import StationStore

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from app.ops.dbtime import to_db
+from app.dbtime import to_db
 from app.ops.errors import Invalid
 from app.ops.service import ReportInput
 

@@ -14,7 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from app.ops.accounts import DEFAULT_TIMEZONE, ROLES, WEBHOOK_FORMATS, Accounts
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.errors import OpsError
 
 MAX_TOKEN_DAYS = 3650

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.service import Ops, ReportInput
 
 DEMO_ORG = "demo"

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from app.ops.dbtime import to_db
+from app.dbtime import to_db
 
 # The answers, in the order asked (the migration's check constraint lists the same ids).
 ANSWERS: dict[str, dict[str, str]] = {

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from app.ops.dbtime import from_db, to_db
+from app.dbtime import from_db, to_db
 from app.ops.errors import Invalid
 
 log = logging.getLogger(__name__)

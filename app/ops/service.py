@@ -24,7 +24,7 @@ from app.geo.geodesic import distance_m
 from app.ops import clock
 from app.ops.categories import DEFAULT_CATEGORIES, Category, Limit
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound
 from app.ops.feedback import Feedback
 from app.ops.outbox import Message

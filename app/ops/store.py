@@ -1,7 +1,7 @@
 """SQL for problem reports, work orders, their event log, inspections and station status.
 
 One implementation serves both stores: these tables are plain (no geometry), and the few
-dialect differences are times (app.ops.dbtime). It runs inside the StationStore's
+dialect differences are times (app.dbtime). It runs inside the StationStore's
 transactions, so a report, its work order, its first event and its outbox message commit
 together or not at all. No Flask here; the rules live in app.ops.service.
 """
@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from sqlalchemy import bindparam, text
 
-from app.ops.dbtime import from_db, to_db
+from app.dbtime import from_db, to_db
 from app.ops.workflow import OPEN_STATES, STATE_TYPES, Event
 from app.stations.store import StationStore
 

@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app import auth
 from app.auth import current_principal, limiter
 from app.device import device_hash, known_device
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.errors import OpsError
 from app.ops.feedback import ANSWERS, ASKED_IN, Feedback
 from app.ops.photos import MAX_PHOTOS

@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth import current_principal
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
-from app.ops.dbtime import utcnow
+from app.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound, OpsError
 from app.ops.feedback import ANSWERS as FEEDBACK_ANSWERS
 from app.ops.photos import MAX_PHOTOS

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
-from app.ops.dbtime import from_db, to_db
+from app.dbtime import from_db, to_db
 from app.stations.model import Station
 
 STARS = (1, 2, 3, 4, 5)

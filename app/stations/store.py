@@ -14,7 +14,6 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 import numpy as np
 import shapely
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from app.dbtime import from_db
 from app.geo.geodesic import Box, distances_m
 from app.stations import hours
 from app.stations.model import (
@@ -224,7 +224,7 @@ class StationStore(ABC):
         return NetworkRecord(
             mode=m["mode"], token=m["token"], source=m["source"], node_count=m["node_count"],
             segment_count=m["segment_count"], road_km=m["road_km"],
-            graph=bytes(m["graph"]) if m["graph"] is not None else b"", built_at=_as_utc(m["built_at"]),
+            graph=bytes(m["graph"]) if m["graph"] is not None else b"", built_at=from_db(m["built_at"]),
         )
 
     # -- service areas -------------------------------------------------------
@@ -347,20 +347,12 @@ def signature_sql(flt: StationFilter, mark=named) -> str:
     return f"SELECT 1 FROM station_signature g WHERE g.active > 0{conditions}"
 
 
-def _as_utc(value) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
 def row_to_service_area(row, geom) -> ServiceArea:
     m = row._mapping
     return ServiceArea(
         station_id=m["station_id"], mode=m["mode"], minutes=m["minutes"], network_token=m["network_token"],
-        station_updated_at=_as_utc(m["station_updated_at"]), area_km2=m["area_km2"], road_km=m["road_km"],
-        geom=geom, speed_kmh=m["speed_kmh"], computed_at=_as_utc(m["computed_at"]),
+        station_updated_at=from_db(m["station_updated_at"]), area_km2=m["area_km2"], road_km=m["road_km"],
+        geom=geom, speed_kmh=m["speed_kmh"], computed_at=from_db(m["computed_at"]),
     )
 
 
@@ -377,7 +369,7 @@ def row_to_station(row) -> Station:
     """A Station from a row of STATION_COLUMNS (in that order; extra trailing columns are ignored)."""
     values = list(row[:len(STATION_COLUMNS)])
     for i in _TIME_POSITIONS:
-        values[i] = _as_utc(values[i])
+        values[i] = from_db(values[i])
     return Station(*values)
 
 
@@ -417,7 +409,7 @@ def rank(rows: Sequence, query: NearestQuery) -> list[Hit]:
             state = hours.evaluate(row[_HOURS], query.at, row[_ZONE])
         else:
             state = hours.evaluate_station(row[_HOURS], query.at, row[_ZONE], row[_CLOSURE],
-                                           _as_utc(row[_CLOSURE_UNTIL]))
+                                           from_db(row[_CLOSURE_UNTIL]))
         if flt.open_only and state.state not in wanted:
             continue
         hits.append(Hit(row_to_station(row), d, state))

@@ -1,4 +1,5 @@
-"""Times in the operations tables: UTC always; timestamptz on PostGIS, fixed-width text on SQLite.
+"""Times in the database, read and written in one way: UTC always; timestamptz on PostGIS,
+fixed-width text on SQLite.
 
 SQLite has no time type; 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, no zone) sorts and compares as text,
 so every ops time on SQLite is written in exactly that form (migration 0006 uses it for defaults).
