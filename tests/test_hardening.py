@@ -239,11 +239,21 @@ def test_starting_over_works_on_a_migrated_sqlite_file(tmp_path):
 
 def test_imports_are_not_bound_by_the_web_statement_timeout(apps, monkeypatch):
     """The statement timeout protects requests from a hung database; a city's import may take
-    longer than it (a 1M-row upsert is one statement of ~20 s), so bulk writes lift it."""
-    monkeypatch.setenv("YIZHAN_DB_STATEMENT_TIMEOUT_S", "0.001")  # 1 ms: every real upsert is slower
+    longer than it (a 1M-row upsert is one statement of ~20 s), so bulk writes lift it.
+
+    The timeout is 0.3 s, not less: SQLAlchemy's own first-connect queries run under it too,
+    and a 1 ms limit made them fail on a busy machine before the import was even reached."""
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setenv("YIZHAN_DB_STATEMENT_TIMEOUT_S", "0.3")
     url = apps["postgis"].config["SQLALCHEMY_DATABASE_URI"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     store = app.extensions["yizhan_store"]
+    with pytest.raises(OperationalError, match="statement timeout"):
+        with store.transaction() as conn:
+            conn.execute(text("SELECT pg_sleep(0.6)"))
+    with store.bulk_transaction() as conn:
+        conn.execute(text("SELECT pg_sleep(0.6)"))  # would be cancelled without the lift
     rows = [station(f"t{i}", 27.8 + i * 1e-5, 113.1, source="timeout-probe") for i in range(3000)]
     try:
         counts = store.upsert(rows)
