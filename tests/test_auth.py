@@ -406,3 +406,22 @@ def test_public_answers_neither_vary_on_nor_refresh_a_staff_session(web, staff):
     queue = web.get("/staff/")  # still logged in: the staff queue, not the login page
     assert queue.status_code == 200 and _varies_on_cookie(queue)
     assert _varies_on_cookie(web.get("/staff/login"))  # its form's CSRF token lives in the session
+
+
+@pytest.mark.parametrize("hours_ago, still_in", [(11, True), (13, False)])
+def test_a_session_cookie_ends_a_shift_after_it_was_written(web, staff, monkeypatch, hours_ago, still_in):
+    """The signed cookie carries when it was written; after YIZHAN_STAFF_SESSION_HOURS (12 by
+    default) a copy of it no longer logs anyone in, password unchanged or not."""
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    assert web.application.permanent_session_lifetime.total_seconds() == 12 * 3600
+    with monkeypatch.context() as then:
+        then.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - hours_ago * 3600)
+        assert _log_in(web).status_code == 302
+    queue = web.get("/staff/")
+    if still_in:
+        assert queue.status_code == 200
+    else:
+        assert queue.status_code == 302 and queue.headers["Location"].startswith("/staff/login")
