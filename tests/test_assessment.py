@@ -1,0 +1,153 @@
+"""Assessment reports (考核) against the hand-worked quarter of tests/assessment_world.py, on both
+stores: the figures through the service, the JSON answer, the CSV and XLSX downloads parsed back,
+who may see what, bad input, and the staff page with its SVG charts.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+import pytest
+from openpyxl import load_workbook
+
+from app.ops.assessment import FIGURES, assess, period
+from app.ops.assessment_export import COLUMNS, rows
+from app.ops.errors import Forbidden, Invalid, NotFound
+from tests.assessment_world import (
+    ADMIN, AS_OF, BOSS, CHEN, LI, PASSWORD, SHANGHAI, WANG, WEST_BOSS, ZHANG, build,
+)
+
+# The hand-worked figures (see tests/assessment_world.py for every step): (this period, previous).
+ORGANISATION = {
+    "satisfaction_pct": (80.0, 100.0), "star_average": (3.5, 1.0), "reports_per_station": (2.0, 0.25),
+    "response_on_time_pct": (71.4, 100.0), "resolution_on_time_pct": (50.0, 100.0),
+    "response_median_min": (8.0, 5.0), "response_p90_min": (22.5, 5.0),
+    "resolution_median_h": (4.0, 1.0), "resolution_p90_h": (29.6, 1.0),
+    "inspection_pct": (1.4, 0.4), "intact_pct": (98.4, 100.0), "work_orders": (7, 1),
+}
+ZHANG_FIGURES = {
+    "satisfaction_pct": (75.0, 100.0), "star_average": (4.0, 1.0), "reports_per_station": (3.0, 0.5),
+    "response_on_time_pct": (80.0, 100.0), "resolution_on_time_pct": (50.0, 100.0),
+    "response_median_min": (10.0, 5.0), "response_p90_min": (24.0, 5.0),
+    "resolution_median_h": (15.0, 1.0), "resolution_p90_h": (30.2, 1.0),
+    "inspection_pct": (1.6, 0.5), "intact_pct": (97.8, 100.0), "work_orders": (5, 1),
+}
+# li had nothing in Q2: no answers, ratings, work orders -> no value (never 0 or 100).
+LI_FIGURES = {
+    "satisfaction_pct": (100.0, None), "star_average": (2.0, None), "reports_per_station": (2.0, 0.0),
+    "response_on_time_pct": (50.0, None), "resolution_on_time_pct": (50.0, None),
+    "response_median_min": (6.0, None), "response_p90_min": (6.0, None),
+    "resolution_median_h": (2.0, None), "resolution_p90_h": (2.0, None),
+    "inspection_pct": (1.1, 0.0), "intact_pct": (97.8, 100.0), "work_orders": (2, 0),
+}
+BY_CATEGORY = {
+    "no_water": {"work_orders": 4, "response_median_min": 10.0, "response_p90_min": 14.0,
+                 "resolution_median_h": 18.0, "resolution_p90_h": 29.2},
+    "dirty": {"work_orders": 3, "response_median_min": 6.0, "response_p90_min": 25.2,
+              "resolution_median_h": 2.0, "resolution_p90_h": 21.2},
+}
+
+
+@pytest.fixture
+def world(store, ops):
+    return build(store, ops)
+
+
+def _figures(section) -> dict:
+    return {code: (v.value, v.previous) for code, v in section.figures.items()}
+
+
+def test_quarter_figures_for_the_organisation(world):
+    report = assess(world.ops, world.user(BOSS), "east", "2026Q3", AS_OF)
+    assert (report.period.code, report.previous.code, report.scope) == ("2026Q3", "2026Q2", "organisation")
+    assert _figures(report.total) == ORGANISATION
+    assert report.total.stations == 4
+    # What each figure was computed over: answers, ratings, stations, clocks, station-days.
+    counted = {code: v.n for code, v in report.total.figures.items()}
+    assert counted["satisfaction_pct"] == 5 and counted["star_average"] == 4
+    assert counted["response_on_time_pct"] == 7 and counted["resolution_on_time_pct"] == 6
+    assert counted["response_median_min"] == 6 and counted["resolution_median_h"] == 5
+    assert counted["inspection_pct"] == 276 and counted["intact_pct"] == 368
+    assert report.total.figures["inspection_pct"].previous_n == 273  # Q2 has 91 days
+    got = {cat: {code: v.value for code, v in figs.items()} for cat, figs in report.total.by_category.items()}
+    assert got == BY_CATEGORY
+    problems = [(p.category, p.work_orders, [(s.station_id, s.work_orders) for s in p.stations])
+                for p in report.total.problems]
+    s1 = world.station["S1"]
+    assert problems == [("no_water", 4, [(s1, 2)]), ("dirty", 3, [(s1, 2)])]
+
+
+def test_quarter_figures_per_station_manager(world):
+    report = assess(world.ops, world.user(BOSS), "east", "2026Q3", AS_OF)
+    assert [(m.manager_email, m.stations) for m in report.managers] == [(LI, 1), (ZHANG, 2)]
+    by_email = {m.manager_email: m for m in report.managers}
+    assert _figures(by_email[ZHANG]) == ZHANG_FIGURES
+    assert _figures(by_email[LI]) == LI_FIGURES
+
+
+def test_targets_are_judged_in_their_direction(world):
+    report = assess(world.ops, world.user(BOSS), "east", "2026Q3", AS_OF)
+    met = {f.code: f.met(report.total.figures[f.code].value) for f in FIGURES}
+    assert met["intact_pct"] is True  # 98.4 >= 98
+    assert met["satisfaction_pct"] is False  # 80 < 90
+    assert met["response_median_min"] is True and met["response_p90_min"] is False  # 8 <= 20 < 22.5
+    assert met["star_average"] is None  # the standard sets no target
+
+
+def test_a_month_and_the_month_before(world):
+    report = assess(world.ops, world.user(ADMIN), "east", "2026-08", AS_OF)
+    assert (report.period.start, report.period.end) == (datetime(2026, 8, 1, tzinfo=SHANGHAI),
+                                                        datetime(2026, 9, 1, tzinfo=SHANGHAI))
+    figures = _figures(report.total)
+    # August: WO2 (late) and WO3 (on time); July: WO1 and WO6, both on time.
+    assert figures["response_on_time_pct"] == (50.0, 100.0)
+    # August: 4 stations x 31 days, S1 faulty 20-22 August; July: S1 faulty on 10 July.
+    assert figures["intact_pct"] == (round(121 / 124 * 100, 1), round(123 / 124 * 100, 1))
+    assert figures["work_orders"] == (2, 2)
+
+
+def test_period_boundaries_are_local_midnight():
+    q1 = period("2027Q1", SHANGHAI)
+    assert (q1.start.isoformat(), q1.end.isoformat()) == ("2027-01-01T00:00:00+08:00", "2027-04-01T00:00:00+08:00")
+    assert len(q1.days) == 90 and q1.previous().code == "2026Q4"
+    assert period("2026-01", SHANGHAI).previous().code == "2025-12"
+    assert period("2026-12", SHANGHAI).end.isoformat() == "2027-01-01T00:00:00+08:00"
+
+
+def test_a_station_manager_sees_only_their_own_figures(world):
+    report = assess(world.ops, world.user(ZHANG), "east", "2026Q3", AS_OF)
+    assert report.scope == "station_manager" and report.total is None
+    assert [m.manager_email for m in report.managers] == [ZHANG]
+    assert _figures(report.managers[0]) == ZHANG_FIGURES
+
+
+@pytest.mark.parametrize("email, org, error", [
+    (WANG, "east", Forbidden),  # a worker of east: sees the organisation, but not the role's
+    (WEST_BOSS, "east", NotFound),  # another organisation: as if absent
+    (CHEN, "east", NotFound),
+    (BOSS, "nowhere", NotFound),
+    (ADMIN, "nowhere", NotFound),
+])
+def test_who_may_not_see_it(world, email, org, error):
+    with pytest.raises(error):
+        assess(world.ops, world.user(email), org, "2026Q3", AS_OF)
+
+
+@pytest.mark.parametrize("code", ["2026Q5", "2026-13", "2026-1", "26Q3", "2026q3", "2026Q3 ", "", "2100Q1"])
+def test_malformed_periods(world, code):
+    with pytest.raises(Invalid) as caught:
+        assess(world.ops, world.user(BOSS), "east", code, AS_OF)
+    assert caught.value.field == "period"
+
+
+def test_a_period_that_has_not_begun(world):
+    with pytest.raises(Invalid, match="not begun"):
+        assess(world.ops, world.user(BOSS), "east", "2027Q1", AS_OF)
+
+
+def test_the_export_table_holds_the_report(world):
+    report = assess(world.ops, world.user(BOSS), "east", "2026Q3", AS_OF)
+    table = rows(report, "zh-CN")
+    assert table[0] == [c.names["zh-CN"] for c in COLUMNS]
+    assert len(table) == 1 + len(FIGURES) * 3 + 2 * 5 * 3  # 3 scopes; 2 categories x 5 figures each
