@@ -151,3 +151,118 @@ def test_the_export_table_holds_the_report(world):
     table = rows(report, "zh-CN")
     assert table[0] == [c.names["zh-CN"] for c in COLUMNS]
     assert len(table) == 1 + len(FIGURES) * 3 + 2 * 5 * 3  # 3 scopes; 2 categories x 5 figures each
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+URL = "/api/v1/ops/assessment"
+
+
+def _get(client, world, email, **query):
+    return client.get(URL, query_string=query, headers=world.bearer(email))
+
+
+def test_json_answer_holds_the_hand_worked_figures(client, world):
+    answer = _get(client, world, BOSS, org="east", period="2026Q3")
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    body = answer.get_json()
+    assert body["period"] == {"code": "2026Q3", "start": "2026-07-01T00:00:00+08:00",
+                              "end": "2026-10-01T00:00:00+08:00"}
+    assert body["previous_period"]["code"] == "2026Q2" and body["scope"] == "organisation"
+    assert [f["code"] for f in body["figures"]] == [f.code for f in FIGURES]
+    total = body["total"]["figures"]
+    assert {code: (v["value"], v["previous"]) for code, v in total.items()} == ORGANISATION
+    assert total["intact_pct"] == {"value": 98.4, "n": 368, "previous": 100.0, "previous_n": 364,
+                                   "target": 98, "met": True}
+    assert total["satisfaction_pct"]["met"] is False and total["star_average"]["met"] is None
+    categories = {c["category"]: {k: v["value"] for k, v in c["figures"].items()} for c in body["total"]["by_category"]}
+    assert categories == BY_CATEGORY
+    assert body["total"]["frequent_problems"][0] == {
+        "category": "no_water", "name": {"zh-CN": "无水/无热水", "en": "No water or hot water"}, "work_orders": 4,
+        "recurring_at": [{"station_id": world.station["S1"], "station_name": "站 S1", "work_orders": 2}]}
+    managers = {m["manager"]: {k: (v["value"], v["previous"]) for k, v in m["figures"].items()}
+                for m in body["managers"]}
+    assert managers == {ZHANG: ZHANG_FIGURES, LI: LI_FIGURES}
+
+
+def test_a_station_manager_gets_their_own_figures_only(client, world):
+    body = _get(client, world, LI, org="east", period="2026Q3").get_json()
+    assert body["scope"] == "station_manager" and body["total"] is None
+    assert [m["manager"] for m in body["managers"]] == [LI]
+    assert {k: (v["value"], v["previous"]) for k, v in body["managers"][0]["figures"].items()} == LI_FIGURES
+
+
+def _json_rows(body) -> dict:
+    """(scope label, category code or None, figure code) -> (value, previous, n) from the JSON answer."""
+    out = {}
+    sections = ([("单位 荷塘区环卫所", body["total"])] if body["total"] else []) + [
+        (f"站长 {m['manager']}", m) for m in body["managers"]]
+    for label, section in sections:
+        for code, v in section["figures"].items():
+            out[(label, "全部", code)] = (v["value"], v["previous"], v["n"])
+        for c in section["by_category"]:
+            for code, v in c["figures"].items():
+                out[(label, c["name"]["zh-CN"], code)] = (v["value"], v["previous"], v["n"])
+    return out
+
+
+def _number(cell: str):
+    return None if cell == "" else (int(cell) if cell.lstrip("-").isdigit() else float(cell))
+
+
+def test_csv_holds_the_same_numbers_as_json(client, world):
+    body = _get(client, world, BOSS, org="east", period="2026Q3").get_json()
+    answer = _get(client, world, BOSS, org="east", period="2026Q3", format="csv")
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="assessment-east-2026Q3.csv"'
+    assert answer.data.startswith(b"\xef\xbb\xbf")  # the BOM: Excel and WPS then read UTF-8
+    table = list(csv.reader(io.StringIO(answer.data.decode("utf-8-sig"))))
+    assert table[0] == ["范围", "问题类别", "指标", "指标代码", "单位", "本期", "上期", "目标", "是否达标", "计算基数"]
+    parsed = {(r[0], r[1], r[3]): (_number(r[5]), _number(r[6]), int(r[9])) for r in table[1:]}
+    assert parsed == _json_rows(body)
+    intact = next(r for r in table if r[0] == "单位 荷塘区环卫所" and r[3] == "intact_pct")
+    assert intact[2] == "设施完好率" and intact[4] == "%" and intact[7] == "98" and intact[8] == "是"
+
+
+def test_xlsx_holds_the_same_numbers_as_json(client, world):
+    body = _get(client, world, BOSS, org="east", period="2026Q3").get_json()
+    answer = _get(client, world, BOSS, org="east", period="2026Q3", format="xlsx")
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = load_workbook(io.BytesIO(answer.data))
+    assert book.sheetnames == ["考核指标", "高发问题"]
+    table = [list(r) for r in book["考核指标"].iter_rows(values_only=True)]
+    assert table[0][:6] == ["范围", "问题类别", "指标", "指标代码", "单位", "本期"]
+    parsed = {(r[0], r[1], r[3]): (r[5], r[6], r[9]) for r in table[1:]}
+    assert parsed == _json_rows(body)
+    problems = [list(r) for r in book["高发问题"].iter_rows(values_only=True)]
+    assert problems[0][:3] == ["范围", "问题类别", "工单数"]
+    assert ["单位 荷塘区环卫所", "无水/无热水", 4, world.station["S1"], "站 S1", 2] in problems
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"org": "east", "period": "2026Q5"}, "period"),
+    ({"org": "east", "period": "2026-1"}, "period"),
+    ({"org": "east", "period": "2027Q4"}, "period"),  # has not begun
+    ({"org": "East!", "period": "2026Q3"}, "org"),
+    ({"org": "x" * 41, "period": "2026Q3"}, "org"),
+    ({"period": "2026Q3"}, "org"),
+    ({"org": "east"}, "period"),
+    ({"org": "east", "period": ""}, "period"),
+    ({"org": "east", "period": "2026Q3", "format": "pdf"}, "format"),
+])
+def test_bad_input_is_a_clear_400(client, world, query, field):
+    answer = _get(client, world, BOSS, **query)
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == field and error["message"]
+
+
+def test_refusals(client, world):
+    assert client.get(URL, query_string={"org": "east", "period": "2026Q3"}).status_code == 401
+    assert _get(client, world, WANG, org="east", period="2026Q3").status_code == 403
+    for email in (WEST_BOSS, BOSS):  # west's report for east's manager; an unknown code: the same 404
+        org = "east" if email == WEST_BOSS else "nowhere"
+        answer = _get(client, world, email, org=org, period="2026Q3")
+        assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"
