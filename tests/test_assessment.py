@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import uuid
 from datetime import datetime
 
 import pytest
 from openpyxl import load_workbook
 
+from app.auth import limiter
 from app.ops.assessment import FIGURES, assess, period
 from app.ops.assessment_export import COLUMNS, rows
 from app.ops.errors import Forbidden, Invalid, NotFound
@@ -266,3 +269,71 @@ def test_refusals(client, world):
         org = "east" if email == WEST_BOSS else "nowhere"
         answer = _get(client, world, email, org=org, period="2026Q3")
         assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"
+
+
+# -- the staff page ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def browse(app, client, world, monkeypatch):
+    """A logged-in browser for an e-mail (its own rate-limit counts)."""
+    monkeypatch.setattr(limiter, "_key_prefix", f"yizhan-test-{uuid.uuid4().hex}")
+
+    def log_in(email):
+        browser = app.test_client()
+        page = browser.get("/staff/login").get_data(as_text=True)
+        done = browser.post("/staff/login", data={"email": email, "password": PASSWORD,
+                                                  "csrf_token": _TOKEN.search(page).group(1)})
+        assert done.status_code == 302
+        return browser
+    return log_in
+
+
+def test_the_page_shows_figures_charts_and_downloads(browse):
+    page = browse(BOSS).get("/staff/assessment?period=2026Q3")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert 'href="/staff/assessment"' in html  # in the navigation
+    # Server-drawn SVG charts: the targets chart per section, response times per category, 站长s.
+    assert html.count('<svg class="chart"') == 3 * 2 + 1
+    assert 'id="org-targets"' in html and 'id="chart-managers"' in html
+    intact = re.search(r'<tr data-code="intact_pct">\s*<th>设施完好率 <span class="hint">%</span></th>\s*'
+                       r'<td>([^<]*)</td><td>([^<]*)</td>', html)
+    assert intact.groups() == ("98.4", "100.0")
+    assert re.search(r'<tr data-code="satisfaction_pct" class="missed">', html)  # 80 < 90
+    assert 'href="/api/v1/ops/assessment?org=east&amp;period=2026Q3&amp;format=csv"' in html
+    assert 'href="/api/v1/ops/assessment?org=east&amp;period=2026Q3&amp;format=xlsx"' in html
+    assert "无水/无热水</b> × 4 — 重复发生：站 S1 ×2" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from another host
+
+
+def test_the_session_downloads_the_file_the_page_links(browse):
+    browser = browse(BOSS)
+    answer = browser.get("/api/v1/ops/assessment?org=east&period=2026Q3&format=csv")
+    assert answer.status_code == 200 and answer.data.startswith(b"\xef\xbb\xbf")
+
+
+def test_a_station_manager_sees_their_own_section_in_english(browse):
+    html = browse(ZHANG).get("/staff/assessment?period=2026Q3&lang=en").get_data(as_text=True)
+    assert "Station manager zhang@east.example (2 stations)" in html
+    assert "The whole organisation" not in html and LI not in html
+    assert 'id="chart-managers"' not in html and "Facilities intact" in html
+
+
+def test_the_page_refuses_workers_and_names_a_bad_period(browse):
+    worker = browse(WANG)
+    assert worker.get("/staff/assessment").status_code == 403
+    assert 'href="/staff/assessment"' not in worker.get("/staff/").get_data(as_text=True)
+    bad = browse(BOSS).get("/staff/assessment?period=2026Q9")
+    assert bad.status_code == 400 and '<p class="problem">' in bad.get_data(as_text=True)
+
+
+def test_an_admin_chooses_the_organisation(browse):
+    admin = browse(ADMIN)
+    first = admin.get("/staff/assessment").get_data(as_text=True)
+    assert 'name="org"' in first and '<svg class="chart"' not in first
+    chosen = admin.get("/staff/assessment?org=east&period=2026Q3").get_data(as_text=True)
+    assert "荷塘区环卫所 · 2026Q3 考核" in chosen and chosen.count('<svg class="chart"') == 7
+    assert admin.get("/staff/assessment?org=nowhere&period=2026Q3").status_code == 404
