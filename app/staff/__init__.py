@@ -483,6 +483,10 @@ def _period_choices(now: datetime, zone: ZoneInfo, lang: str) -> list[dict]:
     return quarters + months
 
 
+def _item(figure, value, label: str) -> charts.Item:
+    return charts.Item(label, value.value, value.previous, figure.met(value.value), figure.target)
+
+
 def _section_view(report, section, lang: str) -> dict:
     t = TEXTS[lang]
     rows = [{"name": f.names[lang], "unit": UNITS[f.unit][lang], "value": section.figures[f.code].value,
@@ -494,14 +498,11 @@ def _section_view(report, section, lang: str) -> dict:
                   for cat, values in section.by_category.items()]
     title = (t["section_org"].format(n=section.stations) if section.manager_email is None
              else t["section_manager"].format(email=section.manager_email, n=section.stations))
-    targets = charts.bar_chart([(FIGURE[code].names[lang], section.figures[code].value,
-                                 section.figures[code].previous, FIGURE[code].met(section.figures[code].value))
+    targets = charts.bar_chart([_item(FIGURE[code], section.figures[code], FIGURE[code].names[lang])
                                 for code in TARGET_CHART], unit="%", maximum=100)
-    response = charts.bar_chart(
-        [(report.category_names[cat][lang], values["response_median_min"].value,
-          values["response_median_min"].previous, FIGURE["response_median_min"].met(values["response_median_min"].value))
-         for cat, values in section.by_category.items()],
-        target=FIGURE["response_median_min"].target)
+    response = charts.bar_chart([_item(FIGURE["response_median_min"], values["response_median_min"],
+                                       report.category_names[cat][lang])
+                                 for cat, values in section.by_category.items()])
     problems = [{"name": report.category_names[p.category][lang], "work_orders": p.work_orders,
                  "stations": [f"{r.station_name or r.station_id} ×{r.work_orders}" for r in p.stations]}
                 for p in section.problems]
@@ -528,10 +529,9 @@ def assessment():
     except Invalid as exc:  # a mistyped period: shown above the picker
         return _page("assessment.html", 400, **context, problem=_say(exc))
     query = {"org": report.organisation.code, "period": report.period.code}
-    managers = charts.bar_chart(
-        [(m.manager_email, m.figures["resolution_on_time_pct"].value, m.figures["resolution_on_time_pct"].previous,
-          FIGURE["resolution_on_time_pct"].met(m.figures["resolution_on_time_pct"].value)) for m in report.managers],
-        unit="%", maximum=100, target=FIGURE["resolution_on_time_pct"].target) if report.total else None
+    on_time = FIGURE["resolution_on_time_pct"]
+    managers = charts.bar_chart([_item(on_time, m.figures[on_time.code], m.manager_email) for m in report.managers],
+                                unit="%", maximum=100) if report.total else None
     context["report"] = report
     return _page(
         "assessment.html", **context,
