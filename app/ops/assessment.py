@@ -137,9 +137,10 @@ def period(code: str, zone) -> Period:
     return Period(code, start, end)
 
 
-def current_period_code(now: datetime, zone, quarter: bool = True) -> str:
+def current_period_code(now: datetime, zone) -> str:
+    """The quarter ``now`` falls in (the page's default)."""
     local = now.astimezone(zone)
-    return f"{local.year}Q{(local.month - 1) // 3 + 1}" if quarter else f"{local.year}-{local.month:02d}"
+    return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 
 # -- the report ---------------------------------------------------------------------------

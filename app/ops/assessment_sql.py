@@ -112,12 +112,11 @@ class AssessmentQueries:
     def _satisfaction(self, conn, scope, window, out: Counts) -> None:
         """Questionnaire answers given in the period about the scope's work orders."""
         where, params = self._work_order_scope(scope)
-        good = ", ".join(f":good{i}" for i in range(len(GOOD_ANSWERS)))
-        answered, happy = conn.execute(text(
-            f"SELECT count(*), sum(CASE WHEN f.answer IN ({good}) THEN 1 ELSE 0 END)"
+        answered, happy = conn.execute(_expanding(
+            "SELECT count(*), sum(CASE WHEN f.answer IN :good THEN 1 ELSE 0 END)"
             f" FROM {self._work_orders_from('work_order_feedback f')}"
-            f" WHERE {where} AND f.created_at >= :lo AND f.created_at < :hi"),
-            {**params, **window, **{f"good{i}": a for i, a in enumerate(GOOD_ANSWERS)}}).one()
+            f" WHERE {where} AND f.created_at >= :lo AND f.created_at < :hi", "good"),
+            {**params, **window, "good": list(GOOD_ANSWERS)}).one()
         out.figures["satisfaction_pct"] = _share(happy, answered)
 
     def _stars(self, conn, scope, window, out: Counts) -> None:
@@ -142,17 +141,16 @@ class AssessmentQueries:
         resolved) or has run out by ``now``; within its limit when stopped at or before its due
         time. Work orders closed as not the organisation's problem have no resolution to judge."""
         where, params = self._work_order_scope(scope)
-        not_ours = ", ".join(f":not_ours{i}" for i in range(len(self.not_ours)))
-        judged = f"NOT (w.state = 'closed' AND w.close_reason IN ({not_ours}))"
-        row = conn.execute(text(
+        judged = "NOT (w.state = 'closed' AND w.close_reason IN :not_ours)"
+        row = conn.execute(_expanding(
             "SELECT"
             " sum(CASE WHEN w.responded_at IS NOT NULL OR w.response_due_at <= :now THEN 1 ELSE 0 END),"
             " sum(CASE WHEN w.responded_at <= w.response_due_at THEN 1 ELSE 0 END),"
             f" sum(CASE WHEN {judged} AND (w.resolved_at IS NOT NULL OR w.resolution_due_at <= :now)"
             " THEN 1 ELSE 0 END),"
             f" sum(CASE WHEN {judged} AND w.resolved_at <= w.resolution_due_at THEN 1 ELSE 0 END)"
-            f" FROM {self._work_orders_from()} WHERE {where} AND w.created_at >= :lo AND w.created_at < :hi"),
-            {**params, **window, **{f"not_ours{i}": r for i, r in enumerate(self.not_ours)}}).one()
+            f" FROM {self._work_orders_from()} WHERE {where} AND w.created_at >= :lo AND w.created_at < :hi",
+            "not_ours"), {**params, **window, "not_ours": list(self.not_ours)}).one()
         out.figures["response_on_time_pct"] = _share(row[1], row[0])
         out.figures["resolution_on_time_pct"] = _share(row[3], row[2])
 
@@ -160,19 +158,19 @@ class AssessmentQueries:
         """Median and p90 of the time to respond (minutes) and to resolve (hours), overall and
         per category, over the work orders created in the period whose clock has stopped."""
         where, params = self._work_order_scope(scope)
-        not_ours = ", ".join(f":not_ours{i}" for i in range(len(self.not_ours)))
-        params = {**params, **window, **{f"not_ours{i}": r for i, r in enumerate(self.not_ours)}}
+        params = {**params, **window}
         base = f"FROM {self._work_orders_from()} WHERE {where} AND w.created_at >= :lo AND w.created_at < :hi"
         dialect = conn.dialect.name
         respond = (f"SELECT w.category AS grp, {_minutes('w.created_at', 'w.responded_at', dialect)} AS d"
                    f" {base} AND w.responded_at IS NOT NULL")
         resolve = (f"SELECT w.category AS grp, {_minutes('w.created_at', 'w.resolved_at', dialect)} / 60.0 AS d"
                    f" {base} AND w.resolved_at IS NOT NULL"
-                   f" AND NOT (w.state = 'closed' AND w.close_reason IN ({not_ours}))")
-        for inner, median, p90 in ((respond, "response_median_min", "response_p90_min"),
-                                   (resolve, "resolution_median_h", "resolution_p90_h")):
+                   " AND NOT (w.state = 'closed' AND w.close_reason IN :not_ours)")
+        for inner, lists, median, p90 in ((respond, {}, "response_median_min", "response_p90_min"),
+                                          (resolve, {"not_ours": list(self.not_ours)}, "resolution_median_h",
+                                           "resolution_p90_h")):
             for grouped in (False, True):
-                for grp, n, p50, p9 in _percentiles(conn, inner, params, grouped):
+                for grp, n, p50, p9 in _percentiles(conn, inner, params, lists, grouped):
                     target = out.by_category.setdefault(grp, {}) if grouped else out.figures
                     target[median], target[p90] = (float(p50), int(n)), (float(p9), int(n))
         counted = conn.execute(text(f"SELECT w.category, count(*) {base} GROUP BY w.category"), params).all()
@@ -215,16 +213,20 @@ class AssessmentQueries:
             return
         where, params = self._station_scope(scope)
         days_sql, day_params = _days_cte(conn, days)
-        query = text(
+        query = _expanding(
             f"{days_sql} SELECT count(*) FROM (SELECT DISTINCT w.station_id, d.lo FROM work_order w"
             " JOIN days d ON w.created_at < d.hi AND (w.resolved_at IS NULL OR w.resolved_at > d.lo)"
             " JOIN station_ops so ON so.station_id = w.station_id"
             f" WHERE {where} AND w.organisation_id = so.organisation_id AND w.category IN :faults"
-            " AND NOT (w.state = 'closed' AND w.close_reason IN :not_ours)) x"
-        ).bindparams(bindparam("faults", expanding=True), bindparam("not_ours", expanding=True))
+            " AND NOT (w.state = 'closed' AND w.close_reason IN :not_ours)) x", "faults", "not_ours")
         faulty = conn.execute(query, {**params, **day_params, "faults": list(self.faults),
                                       "not_ours": list(self.not_ours)}).scalar_one()
         out.figures["intact_pct"] = _share(all_days - int(faulty), all_days)
+
+
+def _expanding(sql: str, *lists: str):
+    """``sql`` with each of ``lists`` bound as a list (``IN :name``)."""
+    return text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
 
 
 # -- the dialect differences ------------------------------------------------------------------
@@ -237,15 +239,16 @@ def _minutes(start: str, end: str, dialect: str) -> str:
     return f"((julianday({end}) - julianday({start})) * 1440.0)"
 
 
-def _percentiles(conn, inner: str, params: dict, grouped: bool) -> list[tuple]:
-    """(group, n, median, p90) of ``d`` over the rows of ``inner`` (columns grp, d), per ``grp``
-    or (grouped False, group None) over all of them; interpolated linearly, as percentile_cont."""
+def _percentiles(conn, inner: str, params: dict, lists: dict, grouped: bool) -> list[tuple]:
+    """(group, n, median, p90) of ``d`` over the rows of ``inner`` (columns grp, d; ``lists`` its
+    list parameters), per ``grp`` or (grouped False, group None) over all of them; interpolated
+    linearly, as percentile_cont."""
     key = "grp" if grouped else "NULL"
     if conn.dialect.name == "postgresql":
         sql = (f"SELECT {key} AS g, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d),"
                f" percentile_cont(0.9) WITHIN GROUP (ORDER BY d) FROM ({inner}) x"
                + (" GROUP BY grp" if grouped else "") + " HAVING count(*) > 0")
-        return [tuple(r) for r in conn.execute(text(sql), params)]
+        return [tuple(r) for r in conn.execute(_expanding(sql, *lists), {**params, **lists})]
 
     def at(p: str) -> str:
         # The value at position p·(n−1) of the sorted list (0-based), between its two neighbours.
@@ -256,7 +259,7 @@ def _percentiles(conn, inner: str, params: dict, grouped: bool) -> list[tuple]:
     sql = (f"SELECT g, n, {at('0.5')}, {at('0.9')} FROM (SELECT {key} AS g, d,"
            f" row_number() OVER (PARTITION BY {key} ORDER BY d) - 1 AS i,"
            f" count(*) OVER (PARTITION BY {key}) AS n FROM ({inner}) x) ranked GROUP BY g, n")
-    return [tuple(r) for r in conn.execute(text(sql), params)]
+    return [tuple(r) for r in conn.execute(_expanding(sql, *lists), {**params, **lists})]
 
 
 def _days_cte(conn, days: list[tuple[datetime, datetime]]) -> tuple[str, dict]:
