@@ -25,6 +25,8 @@ ROLES = {"admin": ADMIN, "org_manager": EAST_BOSS, "station_manager": ZHANG, "wo
 TARGETS = ("own", "colleague", "other")
 WORK_ORDER = {"own": "theirs", "colleague": "colleague", "other": "other"}
 STATION = {"own": "a1", "colleague": "a2", "other": "b1"}
+# Organisation-wide endpoints: a colleague's station is in the caller's own organisation.
+ORGANISATION = {"own": "east", "colleague": "east", "other": "west"}
 KIND = {"a1": "rest_station", "a2": "toilet", "b1": "toilet"}
 
 
@@ -68,6 +70,14 @@ MATRIX = {
     "ops_not_inspected": {
         "today": ("GET", "/api/v1/ops/stations/not-inspected", None, _row(200, 200, 200, 403)),
     },
+    "ops_assessment": {
+        # Managers of every rank see their organisation's (a 站长 only their own figures, which
+        # tests/test_assessment.py checks); workers none; another organisation's does not exist.
+        "json": ("GET", "/api/v1/ops/assessment?org={org}&period=2026Q3", None,
+                 _row((200, 200, 200), (200, 200, 404), (200, 200, 404), (403, 403, 404))),
+        "xlsx": ("GET", "/api/v1/ops/assessment?org={org}&period=2026-10&format=xlsx", None,
+                 _row((200, 200, 200), (200, 200, 404), (200, 200, 404), (403, 403, 404))),
+    },
     "ops_checklist": {
         "toilet": ("GET", "/api/v1/ops/checklists/toilet", None, _row(200, 200, 200, 200)),
     },
@@ -100,7 +110,8 @@ def world(store, ops):
 def _request(client, world, method, template, body, target, headers):
     if target == "-":
         return client.open(template, method=method, json=body, headers=headers)
-    url = template.format(work_order=world.work_order[WORK_ORDER[target]], station=world.station[STATION[target]])
+    url = template.format(work_order=world.work_order[WORK_ORDER[target]], station=world.station[STATION[target]],
+                          org=ORGANISATION[target])
     if body == "inspection":  # every item of the target station's checklist, passed
         sid = world.station[STATION[target]]
         body = {"station_id": sid, "results": {item.code: True for item in checklist_for(KIND[STATION[target]])}}

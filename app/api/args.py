@@ -16,6 +16,8 @@ from app.api.contract import Args
 from app.geo.coordsys import COORDSYS, WGS84, to_wgs84
 from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
 from app.numbers import is_plain_integer, is_plain_number
+from app.ops.accounts import ORG_CODE_MAX_LENGTH, ORG_CODE_PATTERN
+from app.ops.assessment import PERIOD_EXAMPLE, PERIOD_PATTERN
 from app.ops.categories import CODE_MAX_LENGTH, CODE_PATTERN
 from app.ops.workflow import STATES
 from app.stations.model import MAX_SEARCH_M, StationFilter
@@ -23,6 +25,7 @@ from app.stations.vocabulary import AMENITIES, KINDS
 
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 FIRST_YEAR, LAST_YEAR = 1900, 2200
+ASSESSMENT_FORMATS = ("json", "csv", "xlsx")
 
 
 def _ascii_number(value):
@@ -247,3 +250,13 @@ class WorkOrderArgs(Args):
                                                "limit).")] = False
     limit: _integer(1, MAX_WORK_ORDERS, "At most this many, soonest due first; `truncated` says when more "
                                         "matched.") = 100
+
+
+class AssessmentArgs(Args):
+    org: Annotated[str, Field(min_length=1, max_length=ORG_CODE_MAX_LENGTH, pattern=ORG_CODE_PATTERN,
+                              description="The organisation's code (`flask --app wsgi orgs create CODE`).")]
+    period: Annotated[str, Field(pattern=PERIOD_PATTERN.pattern,
+                                 description=f"The period: {PERIOD_EXAMPLE}, in the organisation's time zone; "
+                                             "compared with the period before it (2026Q3, 2026-10).")]
+    format: Annotated[Literal[ASSESSMENT_FORMATS], Field(
+        description="`json`, or a download: `csv` (UTF-8 with a byte-order mark, Chinese headers) or `xlsx`.")] = "json"

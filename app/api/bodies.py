@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.geo.coordsys import COORDSYS
 from app.network.modes import MODE_NAMES
+from app.ops.assessment import CATEGORY_FIGURES as ASSESSMENT_CATEGORY_FIGURES
+from app.ops.assessment import FIGURES as ASSESSMENT_FIGURES
+from app.ops.assessment import UNITS as ASSESSMENT_UNITS
 from app.ops.categories import PRIORITIES
 from app.ops.feedback import ANSWERS as FEEDBACK_ANSWERS
 from app.ops.service import REPORT_SOURCES
@@ -386,6 +389,88 @@ class ChecklistItem(Body):
 class Checklist(Body):
     kind: Literal[tuple(KINDS)]
     items: list[ChecklistItem]
+
+
+class FigureDeclaration(Body):
+    """One figure of the assessment, as app.ops.assessment declares it."""
+
+    code: str = Field(description="Its key in every section's `figures`.")
+    name: Labels
+    unit: Literal[tuple(ASSESSMENT_UNITS)]
+    unit_name: Labels
+    target: float | None = Field(description="The standard's target; null when it sets none.")
+    direction: Literal["higher", "lower"] = Field(description="Which way is better.")
+    by_category: bool = Field(description="Also given per problem category (in `by_category`).")
+
+
+class FigureValue(Body):
+    value: float | None = Field(description="Null when there was nothing to compute it over (never 0 or 100).")
+    n: int = Field(description="What it was computed over: answers, ratings, stations, work orders or station-days.")
+    previous: float | None = Field(description="The same figure in the period before.")
+    previous_n: int
+    target: float | None
+    met: bool | None = Field(description="Whether `value` meets `target`; null without either.")
+
+
+AssessmentFigures = create_model(
+    "AssessmentFigures", __base__=Body,
+    **{f.code: (FigureValue, Field(description=f"{f.names['en']} ({f.unit}).")) for f in ASSESSMENT_FIGURES})
+CategoryFigures = create_model(
+    "CategoryFigures", __base__=Body,
+    **{f.code: (FigureValue, Field(description=f"{f.names['en']} ({f.unit}).")) for f in ASSESSMENT_CATEGORY_FIGURES})
+
+
+class CategoryAssessment(Body):
+    category: str
+    name: Labels
+    figures: CategoryFigures
+
+
+class RecurringAt(Body):
+    station_id: int
+    station_name: str | None
+    work_orders: int
+
+
+class FrequentProblem(Body):
+    category: str
+    name: Labels
+    work_orders: int
+    recurring_at: list[RecurringAt] = Field(description="Stations with at least two work orders of it in the period.")
+
+
+class AssessmentSection(Body):
+    manager: str | None = Field(description="The 站长's e-mail; null for the whole organisation.")
+    stations: int
+    figures: AssessmentFigures
+    by_category: list[CategoryAssessment]
+    frequent_problems: list[FrequentProblem]
+
+
+class PeriodRef(Body):
+    code: str
+    start: datetime
+    end: datetime = Field(description="Exclusive: local midnight after the last day.")
+
+
+class OrganisationRef(Body):
+    code: str
+    name: str
+    timezone: str
+
+
+class Assessment(Body):
+    """An organisation's assessment (考核) for a month or a quarter."""
+
+    organisation: OrganisationRef
+    period: PeriodRef
+    previous_period: PeriodRef
+    as_of: datetime
+    scope: Literal["organisation", "station_manager"] = Field(
+        description="`station_manager`: the caller's own figures only (`total` is null).")
+    figures: list[FigureDeclaration]
+    total: AssessmentSection | None
+    managers: list[AssessmentSection]
 
 
 class OpenApiDocument(BaseModel):

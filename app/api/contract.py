@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -53,6 +53,7 @@ class Endpoint:
     status: int = 200  # of a successful answer
     auth: Callable[[], Any] | None = None  # says who is calling, or answers 401 itself
     also: dict[int, str] = field(default_factory=dict)  # other successful statuses (same body), e.g. 200 beside 201
+    downloads: dict[str, str] = field(default_factory=dict)  # other media types of the answer (files) -> what
 
     @property
     def secured(self) -> bool:
@@ -81,11 +82,13 @@ SECURITY_SCHEMES = {
 def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[BaseModel], summary: str,
              errors: dict[int, str] | None = None, media_type: str = "application/json",
              cache_seconds: int = 0, method: str = "GET", payload: type[Payload] | None = None,
-             status: int = 200, auth: Callable[[], Any] | None = None, also: dict[int, str] | None = None):
+             status: int = 200, auth: Callable[[], Any] | None = None, also: dict[int, str] | None = None,
+             downloads: dict[str, str] | None = None):
     """Register a route. Its handler takes, in this order: the caller (``auth()``'s answer) when
     ``auth`` is given, ``args`` (a ``query`` instance) when ``query`` is, the body (a ``payload``
     instance) when ``payload`` is, then the path values. Who is calling is settled first: an
-    anonymous caller learns nothing from validation errors."""
+    anonymous caller learns nothing from validation errors. A handler of an endpoint with
+    ``downloads`` may return a finished Response in one of those media types (a file)."""
 
     def register(handler: Callable[..., tuple[dict, int] | dict]):
         declared = Endpoint(
@@ -95,7 +98,7 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
                     **(BAD_INPUT if query is not None or payload is not None else {}),
                     **(NOT_JSON if payload is not None else {}), **(errors or {})},
             media_type=media_type, cache_seconds=cache_seconds, method=method, payload=payload,
-            status=status, auth=auth, also=also or {},
+            status=status, auth=auth, also=also or {}, downloads=downloads or {},
         )
 
         @functools.wraps(handler)
@@ -106,7 +109,10 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
             if payload is not None:
                 inputs.append(parse_body(payload))
             answer = handler(*inputs, **path_values)
-            response = serialize.json_response(answer, status, mimetype=media_type)
+            if isinstance(answer, Response):  # a download (only endpoints that declare them return one)
+                response = answer
+            else:
+                response = serialize.json_response(answer, status, mimetype=media_type)
             if cache_seconds:
                 response.cache_control.public = True
                 response.cache_control.max_age = cache_seconds
@@ -260,7 +266,10 @@ def openapi_document(prefix: str, info: dict, error_model: type[BaseModel]) -> d
         if e.query is not None:
             parameters += _query_parameters(e.query)
         answer = {e.media_type: {"schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}
-        responses = {str(e.status): {"description": "OK" if e.status == 200 else "Created", "content": answer}}
+        files = {media: {"schema": {"type": "string", "format": "binary", "description": what}}
+                 for media, what in e.downloads.items()}
+        responses = {str(e.status): {"description": "OK" if e.status == 200 else "Created",
+                                     "content": {**answer, **files}}}
         for status, text in sorted(e.also.items()):
             responses[str(status)] = {"description": text, "content": answer}
         for status, text in sorted(e.errors.items()):

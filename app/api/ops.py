@@ -11,15 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, request
+from flask import Response, abort, current_app, request
 
 from app import auth  # the module, not its names: app.auth imports this package too
 from app.api import bodies, ops_serialize, serialize
-from app.api.args import WorkOrderArgs
+from app.api.args import AssessmentArgs, WorkOrderArgs
 from app.api.blueprint import bp, timezone
 from app.api.contract import STORE_DOWN, endpoint
 from app.api.payloads import AmenityPayload, InspectionPayload, StationStatusPayload, TransitionPayload
 from app.geo.coordsys import WGS84
+from app.ops import assessment_export
+from app.ops.assessment import assess
+from app.ops.assessment_export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.dbtime import utcnow
 from app.ops.service import WORKER_TRANSITIONS
@@ -162,3 +165,26 @@ def ops_not_inspected(caller):
 def ops_checklist(caller, kind: str):
     """Any staff member may read it (it is the same for every organisation)."""
     return ops_serialize.checklist(kind, checklist_for(kind))
+
+
+_DOWNLOADS = {CSV_MEDIA_TYPE: "`format=csv`: the figures table, UTF-8 with a byte-order mark, Chinese headers.",
+              XLSX_MEDIA_TYPE: "`format=xlsx`: the figures table and the most frequent problems, Chinese headers."}
+
+
+@endpoint(bp, "/ops/assessment", query=AssessmentArgs, body=bodies.Assessment, auth=staff, downloads=_DOWNLOADS,
+          errors={403: "Workers see no assessments.", 404: "No such organisation, or another organisation's.",
+                  **STORE_DOWN},
+          summary="An organisation's assessment (考核) for a month or a quarter, beside the targets and the "
+                  "period before.")
+def ops_assessment(caller, args: AssessmentArgs):
+    """Org managers and admins get the organisation's figures and each 站长's; a 站长 gets their own.
+    The figures and how each is computed: README, "Assessment (考核)"."""
+    report = assess(_ops(), caller, args.org, args.period, utcnow())
+    if args.format == "json":
+        return ops_serialize.assessment(report)
+    content, media = ((assessment_export.to_csv(report), CSV_MEDIA_TYPE) if args.format == "csv"
+                      else (assessment_export.to_xlsx(report), XLSX_MEDIA_TYPE))
+    response = Response(content, mimetype=media.split(";")[0], content_type=media)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{assessment_export.filename(report, args.format)}"')
+    return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
+from app.ops.assessment import CATEGORY_FIGURES, FIGURE, FIGURES, UNITS
 from app.ops.checklists import Item
 from app.ops.service import InspectionResult, WorkOrderDetail
 from app.ops.store import WorkOrder
@@ -93,3 +94,40 @@ def stations_to_inspect(rows: list[dict], zone_of) -> dict:
 def checklist(kind: str, items: tuple[Item, ...]) -> dict:
     return {"kind": kind, "items": [{"code": i.code, "labels": {"zh-CN": i.names["zh-CN"], "en": i.names["en"]},
                                      "category": i.category} for i in items]}
+
+
+def assessment(report) -> dict:
+    """An assessment report (app.ops.assessment.Report); times in the organisation's zone."""
+    def value(code: str, v) -> dict:
+        figure = FIGURE[code]
+        return {"value": v.value, "n": v.n, "previous": v.previous, "previous_n": v.previous_n,
+                "target": figure.target, "met": figure.met(v.value)}
+
+    def section(s) -> dict:
+        return {
+            "manager": s.manager_email, "stations": s.stations,
+            "figures": {f.code: value(f.code, s.figures[f.code]) for f in FIGURES},
+            "by_category": [{"category": cat, "name": report.category_names[cat],
+                             "figures": {f.code: value(f.code, values[f.code]) for f in CATEGORY_FIGURES}}
+                            for cat, values in s.by_category.items()],
+            "frequent_problems": [{"category": p.category, "name": report.category_names[p.category],
+                                   "work_orders": p.work_orders,
+                                   "recurring_at": [{"station_id": r.station_id, "station_name": r.station_name,
+                                                     "work_orders": r.work_orders} for r in p.stations]}
+                                  for p in s.problems],
+        }
+
+    def period(p) -> dict:
+        return {"code": p.code, "start": p.start.isoformat(), "end": p.end.isoformat()}
+
+    org = report.organisation
+    return {
+        "organisation": {"code": org.code, "name": org.name, "timezone": org.timezone},
+        "period": period(report.period), "previous_period": period(report.previous),
+        "as_of": report.as_of.astimezone(report.period.start.tzinfo).isoformat(),
+        "scope": report.scope,
+        "figures": [{"code": f.code, "name": f.names, "unit": f.unit, "unit_name": UNITS[f.unit],
+                     "target": f.target, "direction": f.direction, "by_category": f.by_category} for f in FIGURES],
+        "total": section(report.total) if report.total else None,
+        "managers": [section(m) for m in report.managers],
+    }

@@ -49,7 +49,8 @@ PASSWORD_METHOD = "scrypt"
 EMAIL_MAX_LENGTH = 254  # RFC 5321's path limit
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 ORG_CODE_MAX_LENGTH = 40
-_ORG_CODE = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+ORG_CODE_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+_ORG_CODE = re.compile(ORG_CODE_PATTERN)
 NAME_MAX_LENGTH = 200
 
 # A token's last use is written at most this often: a busy client must not turn every read

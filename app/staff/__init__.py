@@ -27,6 +27,8 @@ from app.ops.checkins import OUTCOMES as CHECKIN_OUTCOMES
 from app.ops.photos import MAX_PHOTOS
 from app.ops.service import ASSIGNABLE_ROLES, MANAGING_ROLES
 from app.ops.workflow import CLOSING_REASONS, STATE_TYPES
+from app.ops.assessment import ASSESSING_ROLES, CATEGORY_FIGURES, FIGURE, FIGURES, UNITS, assess, current_period_code
+from app.staff import charts
 from app.staff import plot as maps
 from app.staff.texts import (
     ACTION_WORDS, PRIORITY_WORDS, REASON_WORDS, ROLE_WORDS, SOURCE_WORDS, STATE_WORDS, TEXTS,
@@ -131,7 +133,8 @@ def _page(template: str, status: int = 200, **context):
     html = render_template(
         f"staff/{template}", lang=lang, t=TEXTS[lang], other=other, switch=switch, who=who, nonce=nonce,
         role=ROLE_WORDS[who.role][lang] if who else "", link=_link,
-        may_overview=who is not None and who.role in OVERVIEW_ROLES, **context)
+        may_overview=who is not None and who.role in OVERVIEW_ROLES,
+        may_assess=who is not None and who.role in ASSESSING_ROLES, **context)
     response = make_response(html, status)
     response.headers["Cache-Control"] = "no-store"  # personal data and CSRF tokens: never kept
     response.headers["Vary"] = "Accept-Language, Cookie"
@@ -464,6 +467,90 @@ def overview():
               for r in sorted(rows, key=lambda r: r["overdue"])]
     return _page("overview.html", summary=summary, rows=rows, plot=maps.plot(points),
                  stations=_stations_to_inspect(now, lang))
+
+
+# -- the assessment (考核) ---------------------------------------------------------------------
+
+# Percentages drawn against their targets on one 0-100 scale (the page's first chart).
+TARGET_CHART = ("satisfaction_pct", "response_on_time_pct", "resolution_on_time_pct", "inspection_pct", "intact_pct")
+PERIOD_CHOICES = (6, 12)  # the last quarters and months offered by the picker
+
+
+def _period_choices(now: datetime, zone: ZoneInfo, lang: str) -> list[dict]:
+    """The last quarters and months, newest first, each with its label."""
+    t = TEXTS[lang]
+    local = now.astimezone(zone)
+    quarters, months = [], []
+    year, quarter = local.year, (local.month - 1) // 3 + 1
+    for _ in range(PERIOD_CHOICES[0]):
+        quarters.append({"code": f"{year}Q{quarter}", "label": t["quarter"].format(year=year, q=quarter)})
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    year, month = local.year, local.month
+    for _ in range(PERIOD_CHOICES[1]):
+        months.append({"code": f"{year}-{month:02d}", "label": t["month"].format(year=year, m=month)})
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return quarters + months
+
+
+def _item(figure, value, label: str) -> charts.Item:
+    return charts.Item(label, value.value, value.previous, figure.met(value.value), figure.target)
+
+
+def _section_view(report, section, lang: str) -> dict:
+    t = TEXTS[lang]
+    rows = [{"name": f.names[lang], "unit": UNITS[f.unit][lang], "value": section.figures[f.code].value,
+             "previous": section.figures[f.code].previous, "target": f.target,
+             "direction": "≥" if f.direction == "higher" else "≤", "met": f.met(section.figures[f.code].value),
+             "code": f.code} for f in FIGURES]
+    categories = [{"name": report.category_names[cat][lang],
+                   "values": [values[f.code].value for f in CATEGORY_FIGURES]}
+                  for cat, values in section.by_category.items()]
+    title = (t["section_org"].format(n=section.stations) if section.manager_email is None
+             else t["section_manager"].format(email=section.manager_email, n=section.stations))
+    targets = charts.bar_chart([_item(FIGURE[code], section.figures[code], FIGURE[code].names[lang])
+                                for code in TARGET_CHART], unit="%", maximum=100)
+    response = charts.bar_chart([_item(FIGURE["response_median_min"], values["response_median_min"],
+                                       report.category_names[cat][lang])
+                                 for cat, values in section.by_category.items()])
+    problems = [{"name": report.category_names[p.category][lang], "work_orders": p.work_orders,
+                 "stations": [f"{r.station_name or r.station_id} ×{r.work_orders}" for r in p.stations]}
+                for p in section.problems]
+    return {"title": title, "id": "org" if section.manager_email is None else f"manager-{section.manager_id}",
+            "rows": rows, "categories": categories, "targets": targets, "response": response,
+            "problems": problems}
+
+
+@bp.get("/assessment")
+def assessment():
+    """The assessment page: the figures, charts and downloads for a period (the API's rules)."""
+    who, lang, ops = _who(), page_lang(), _ops()
+    now = utcnow()
+    own = ops.accounts.organisation(who.organisation_id) if who.organisation_id else None
+    org_code = request.args.get("org") or (own.code if own else "")
+    zone = _zone(own.id if own else None)
+    chosen = request.args.get("period") or current_period_code(now, zone)
+    context = {"org_code": org_code, "chosen": chosen, "choices": _period_choices(now, zone, lang),
+               "ask_org": who.role == "admin", "report": None, "lang_asked": _chosen_lang().get("lang")}
+    if not org_code:  # an admin, before choosing an organisation
+        return _page("assessment.html", **context)
+    try:
+        report = assess(ops, who, org_code, chosen, now)  # 404 and 403: the blueprint's error pages
+    except Invalid as exc:  # a mistyped period: shown above the picker
+        return _page("assessment.html", 400, **context, problem=_say(exc))
+    query = {"org": report.organisation.code, "period": report.period.code}
+    on_time = FIGURE["resolution_on_time_pct"]
+    managers = charts.bar_chart([_item(on_time, m.figures[on_time.code], m.manager_email) for m in report.managers],
+                                unit="%", maximum=100) if report.total else None
+    context["report"] = report
+    return _page(
+        "assessment.html", **context,
+        title=TEXTS[lang]["assessment_title"].format(org=report.organisation.name, period=report.period.code),
+        as_of=TEXTS[lang]["as_of"].format(time=report.as_of.astimezone(report.period.start.tzinfo).strftime(TIME_FORMAT),
+                                          previous=report.previous.code),
+        sections=[_section_view(report, s, lang) for s in report.sections()], managers=managers,
+        category_heads=[f.names[lang] for f in CATEGORY_FIGURES],
+        csv=url_for("api.ops_assessment", **query, format="csv"),
+        xlsx=url_for("api.ops_assessment", **query, format="xlsx"))
 
 
 def init_app(app) -> None:
