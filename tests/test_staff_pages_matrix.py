@@ -43,6 +43,12 @@ CHANGE_STATION = _row((303, 303, 303), (303, 303, 404), (303, 403, 404), (403, 4
 PAGES = {
     ("staff.queue", "GET"): {"queue": ("/staff/", None, _row(200, 200, 200, 200))},
     ("staff.overview", "GET"): {"overview": ("/staff/overview", None, _row(200, 200, 403, 403))},
+    ("staff.assessment", "GET"): {
+        # Managers and admins see an organisation's figures, a 站长 their own; workers none (403).
+        # Another organisation's are for admins only: to anyone else it does not exist (404).
+        "own organisation": ("/staff/assessment", None, _row(200, 200, 200, 403)),
+        "other organisation": ("/staff/assessment?org=west", None, _row(200, 404, 404, 404)),
+    },
     ("staff.work_order", "GET"): {
         "detail": ("/staff/work-orders/{work_order}", None, SEE_WORK_ORDER)},
     ("staff.transition", "POST"): {
