@@ -92,8 +92,27 @@ class CheckInPayload(Payload):
 # -- operators: live status in GBFS station_status terms -------------------------------
 
 Count = Annotated[int, Field(ge=0, le=live.MAX_COUNT, strict=False), BeforeValidator(_json_number)]
-# POSIX seconds (as GBFS writes last_reported), up to the year 2200; or ISO 8601 with an offset.
-PosixSeconds = Annotated[int, Field(ge=0, le=7_258_118_400, strict=False), BeforeValidator(_json_number)]
+_LAST_POSIX = 7_258_118_400  # 2200-01-01
+
+
+def _posix_or_iso(value):
+    """POSIX seconds (as GBFS writes last_reported) as a UTC time, or ISO 8601 text as its time."""
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise PydanticCustomError("datetime_type", "Input should be POSIX seconds or an ISO 8601 time")
+    if isinstance(value, (int, float)):
+        if not 0 <= value <= _LAST_POSIX:
+            raise PydanticCustomError("datetime_type", "POSIX seconds must be between 0 and {hi}", {"hi": _LAST_POSIX})
+        return datetime.fromtimestamp(int(value), timezone.utc)
+    if isinstance(value, str):  # a strict body takes a time only as text, so it is read here
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("datetime_parsing", "Input should be an ISO 8601 time with an offset") from None
+    return value
+
+
+LastReported = Annotated[AwareDatetime, BeforeValidator(_posix_or_iso), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 0, "maximum": _LAST_POSIX}, {"type": "string", "format": "date-time"}]})]
 BatteryType = Annotated[str, Field(min_length=1, max_length=live.BATTERY_TYPE_MAX_LENGTH,
                                    pattern=live.BATTERY_TYPE_PATTERN.pattern)]
 
@@ -114,7 +133,7 @@ class ConnectorIn(Payload):
 class LiveStatusPayload(Payload):
     """A cabinet's status now (GBFS station_status fields; connectors in OCPI terms)."""
 
-    last_reported: PosixSeconds | AwareDatetime = Field(
+    last_reported: LastReported = Field(
         description="When this status was true: POSIX seconds (as in GBFS) or ISO 8601 with an offset. Applied "
                     "only if newer than the stored one; refused if more than "
                     f"{live.MAX_CLOCK_SKEW_S} s in the future.")
@@ -131,11 +150,8 @@ class LiveStatusPayload(Payload):
 
     def report(self, source_id: str) -> live.LiveReport:
         """As the domain's report; ValueError for a connector without exactly one status."""
-        at = self.last_reported
-        if isinstance(at, int):
-            at = datetime.fromtimestamp(at, timezone.utc)
         return live.LiveReport(
-            source_id=source_id, last_reported=at, num_batteries_available=self.num_batteries_available,
+            source_id=source_id, last_reported=self.last_reported, num_batteries_available=self.num_batteries_available,
             battery_types=tuple((b.battery_type, b.count) for b in self.battery_types_available),
             num_docks_available=self.num_docks_available, is_installed=self.is_installed,
             is_renting=self.is_renting,
