@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import AwareDatetime, BeforeValidator, Field, WithJsonSchema
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.api.contract import Payload, referenced
@@ -123,11 +123,19 @@ class BatteryCountIn(Payload):
 
 
 class ConnectorIn(Payload):
+    """A connector with exactly one of ``status`` (OCPI) and ``tcec_status`` (T/CEC 102)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["status"]}, {"required": ["tcec_status"]}]})
     id: Annotated[str, Field(min_length=1, max_length=live.CONNECTOR_ID_MAX_LENGTH)]
-    status: Literal[live.OCPI_STATUSES] | None = Field(None, description="OCPI 2.2.1 status.")
-    tcec_status: Literal[tuple(live.TCEC_TO_OCPI)] | None = Field(
+    status: Literal[live.OCPI_STATUSES] = Field(None, description="OCPI 2.2.1 status.")
+    tcec_status: Literal[tuple(live.TCEC_TO_OCPI)] = Field(
         None, description="Or a T/CEC 102 status code: " + ", ".join(
             f"{code} {label} → {live.TCEC_TO_OCPI[code]}" for code, label in live.TCEC_LABELS.items()) + ".")
+
+    @model_validator(mode="after")
+    def _one_status(self):
+        live.connector_status(self.status, self.tcec_status)  # ValueError unless exactly one
+        return self
 
 
 class LiveStatusPayload(Payload):
