@@ -122,14 +122,20 @@ class BatteryCountIn(Payload):
     count: Count
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 class ConnectorIn(Payload):
     """A connector with exactly one of ``status`` (OCPI) and ``tcec_status`` (T/CEC 102)."""
 
     model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["status"]}, {"required": ["tcec_status"]}]})
     id: Annotated[str, Field(min_length=1, max_length=live.CONNECTOR_ID_MAX_LENGTH)]
-    status: Literal[live.OCPI_STATUSES] = Field(None, description="OCPI 2.2.1 status.")
+    # Absent, not null, when the other one is given: so the schema has no null default.
+    status: Literal[live.OCPI_STATUSES] = Field(None, description="OCPI 2.2.1 status.",
+                                                json_schema_extra=_no_default)
     tcec_status: Literal[tuple(live.TCEC_TO_OCPI)] = Field(
-        None, description="Or a T/CEC 102 status code: " + ", ".join(
+        None, json_schema_extra=_no_default, description="Or a T/CEC 102 status code: " + ", ".join(
             f"{code} {label} → {live.TCEC_TO_OCPI[code]}" for code, label in live.TCEC_LABELS.items()) + ".")
 
     @model_validator(mode="after")
