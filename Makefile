@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-lighthouse clean
+.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-live bench-lighthouse clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
 setup: python db demo browser tools
@@ -46,12 +46,14 @@ demo: db
 DEV_SECRET = $${YIZHAN_SECRET_KEY:-$$(test -s instance/secret_key || { mkdir -p instance && \
 	$(PY) -c 'import secrets; print(secrets.token_urlsafe(48))' > instance/secret_key; }; cat instance/secret_key)}
 
-## run: serve on http://$(HOST):$(PORT) with gunicorn, and run `ops tick` every minute beside it
+## run: serve on http://$(HOST):$(PORT) with gunicorn; beside it `ops tick` every minute and the
+## operators' feed poller (`feeds poll`, which waits for each feed's ttl itself)
 run: python db demo
 	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15, staff: /staff/)"
 	@export YIZHAN_SECRET_KEY="$(DEV_SECRET)"; \
 	  ( while sleep 60; do $(FLASK) ops tick >/dev/null || echo "ops tick failed" >&2; done ) & ticker=$$!; \
-	  trap 'kill $$ticker 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) feeds poll & poller=$$!; \
+	  trap 'kill $$ticker $$poller 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
 	    --logger-class app.logs.AccessLogger wsgi:app
 
@@ -74,6 +76,11 @@ bench-network: python
 bench-throughput: python tools
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  BENCH_DATABASE_URL="$$url" $(PY) bench/throughput.py $(BENCH_ARGS)
+
+## bench-live: 5,000 cabinets pushing every 30 s for 60 s while nearest is loaded (gunicorn + wrk)
+bench-live: python tools
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$url" $(PY) bench/live_feed.py $(BENCH_ARGS)
 
 ## bench-lighthouse: Lighthouse (mobile) scores for the page, served by gunicorn with the demo data
 bench-lighthouse: python browser demo

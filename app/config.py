@@ -5,6 +5,7 @@ import os
 from datetime import timedelta
 
 from app.network.modes import MAX_SPEED_KMH, MIN_SPEED_KMH, MODES
+from app.stations.live import DEFAULT_STALE_AFTER_S
 from app.stations.model import DEFAULT_TIMEZONE
 
 
@@ -135,6 +136,8 @@ def from_environment(instance_path: str) -> dict:
         "YIZHAN_PROXY_HOPS": _whole("YIZHAN_PROXY_HOPS", 0, 0, 5, "proxies"),
         # Largest request body (a report: 3 photos of up to 10 MB and the form); larger ones get 413.
         "MAX_CONTENT_LENGTH": _whole("YIZHAN_MAX_UPLOAD_MB", 31, 1, 200, "MB") * 1024 * 1024,
+        # Live operator feeds (app.stations.live): a status older than this is served as unknown.
+        "YIZHAN_LIVE_STALE_AFTER_S": _whole("YIZHAN_LIVE_STALE_AFTER_S", DEFAULT_STALE_AFTER_S, 10, 86_400, "seconds"),
         # Travel speeds by mode (app.network.modes), each overridable from the environment.
         "YIZHAN_SPEEDS_KMH": {name: _speed(m.speed_env, m.default_kmh) for name, m in MODES.items()},
     }

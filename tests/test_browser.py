@@ -412,3 +412,52 @@ def _world():
 def _all():
     from app.stations.model import StationFilter
     return StationFilter()
+
+
+def test_a_courier_with_a_saved_brand_sees_live_counts_with_their_age(live, browser):
+    """Issue #9 §3: the page remembers a courier's brand and battery type (on the phone), sends them
+    as filters, and shows live counts with their age — a stale status as 状态未知, never as a count."""
+    from datetime import timedelta
+
+    from app.dbtime import utcnow
+    from app.stations.live import LiveReport, LiveStatuses
+
+    store, accounts = live["store"], live["app"].extensions["yizhan_ops"].accounts
+    here = town.at(600, 600)  # ~85 km from the town: no other test's search reaches these cabinets
+    there = town.at(601, 600)
+    store.upsert([
+        station("m1", *here, "battery_swap", hours="24/7", source="swapco", name="甲品牌换电柜"),
+        station("m2", *there, "battery_swap", hours="24/7", source="swapco", name="甲品牌旧柜"),
+        station("z1", here[0] + 0.0005, here[1], "battery_swap", hours="24/7", source="zapco", name="乙品牌换电柜"),
+    ])
+    for code in ("swapco", "zapco"):
+        if accounts.organisation_by_code(code) is None:
+            accounts.create_organisation(code, code)
+        accounts.assign_stations(code, code)
+    now = utcnow()
+    LiveStatuses(store).apply(accounts.organisation_by_code("swapco").id, [
+        LiveReport("m1", now - timedelta(seconds=130), num_batteries_available=5,
+                   battery_types=(("48V20Ah", 3), ("60V24Ah", 2))),
+        LiveReport("m2", now - timedelta(minutes=40), num_batteries_available=9,
+                   battery_types=(("48V20Ah", 9),)),
+    ], now)
+    page = new_page(browser, *here)
+    page.add_init_script("localStorage.setItem('yz:brand', 'swapco'); localStorage.setItem('yz:battery', '48V20Ah');")
+    page.goto(live["url"] + "/")
+    assert names(page) == ["甲品牌换电柜", "甲品牌旧柜"]  # only the saved brand's cabinets
+    fresh, stale = page.locator(".item .live").all_inner_texts()
+    assert fresh == "3 块电池可换 · 2 分钟前"  # the courier's battery type, and how old the count is
+    assert stale == "状态未知" and "9" not in stale
+    shot(page, "11-courier-live")
+    # A courier without a saved brand tells the page once; it is remembered on the phone.
+    page = new_page(browser, *here)
+    page.goto(live["url"] + "/")
+    assert "乙品牌换电柜" in names(page)
+    page.fill('.courier input[name="brand"]', "zapco")
+    page.click(".courier-save")
+    page.wait_for_function("[...document.querySelectorAll('.item-name')].map(e => e.textContent).join() === '乙品牌换电柜'")
+    page.reload()
+    assert names(page) == ["乙品牌换电柜"]
+    assert page.evaluate("localStorage.getItem('yz:brand')") == "zapco"
+    assert page.locator(".item .live").count() == 0  # never reported: no live line at all
+    assert page.errors == []

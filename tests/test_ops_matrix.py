@@ -15,6 +15,8 @@ Each cell runs in a savepoint that is rolled back, so every cell starts from the
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app.api.contract import ENDPOINTS
@@ -25,7 +27,8 @@ ROLES = {"admin": ADMIN, "org_manager": EAST_BOSS, "station_manager": ZHANG, "wo
 TARGETS = ("own", "colleague", "other")
 WORK_ORDER = {"own": "theirs", "colleague": "colleague", "other": "other"}
 STATION = {"own": "a1", "colleague": "a2", "other": "b1"}
-# Organisation-wide endpoints: a colleague's station is in the caller's own organisation.
+# Organisation-wide endpoints (and operators' live pushes, which name the organisation: east runs a1
+# and a2, west b1): a colleague's station is in the caller's own organisation.
 ORGANISATION = {"own": "east", "colleague": "east", "other": "west"}
 KIND = {"a1": "rest_station", "a2": "toilet", "b1": "toilet"}
 
@@ -37,6 +40,9 @@ def _row(admin, org_manager, station_manager, worker):
 
 SEE_WORK_ORDER = _row((200, 200, 200), (200, 200, 404), (200, 404, 404), (200, 404, 404))
 CHANGE_STATION = _row((200, 200, 200), (200, 200, 404), (200, 403, 404), (403, 403, 404))
+# Any user of the operator's organisation may report its cabinets (a feed usually runs as a worker
+# account); another organisation's operator is refused (403), whatever the role.
+PUSH_LIVE = _row((200, 200, 200), (200, 200, 403), (200, 200, 403), (200, 200, 403))
 
 # endpoint name -> {variant: (method, url template, JSON body or None, expected)}
 MATRIX = {
@@ -78,6 +84,12 @@ MATRIX = {
         "xlsx": ("GET", "/api/v1/ops/assessment?org={org}&period=2026-10&format=xlsx", None,
                  _row((200, 200, 200), (200, 200, 404), (200, 200, 404), (403, 403, 404))),
     },
+    "operator_station_status": {
+        "report": ("PATCH", "/api/v1/operators/{operator}/stations/{source_id}/status", "live", PUSH_LIVE),
+    },
+    "operator_status_batch": {
+        "report": ("POST", "/api/v1/operators/{operator}/status", "live batch", PUSH_LIVE),
+    },
     "ops_checklist": {
         "toilet": ("GET", "/api/v1/ops/checklists/toilet", None, _row(200, 200, 200, 200)),
     },
@@ -93,7 +105,7 @@ STATIONS_TO_INSPECT = {"admin": {"own", "colleague", "other"}, "org_manager": {"
 
 
 def test_the_matrix_covers_every_staff_endpoint():
-    staff = {e.name for e in ENDPOINTS if e.rule.startswith("/ops/")}
+    staff = {e.name for e in ENDPOINTS if e.rule.startswith(("/ops/", "/operators/"))}
     assert staff == set(MATRIX)
     # Every staff endpoint asks who is calling, and only staff endpoints do.
     assert {e.name for e in ENDPOINTS if e.secured} == staff
@@ -111,7 +123,11 @@ def _request(client, world, method, template, body, target, headers):
     if target == "-":
         return client.open(template, method=method, json=body, headers=headers)
     url = template.format(work_order=world.work_order[WORK_ORDER[target]], station=world.station[STATION[target]],
-                          org=ORGANISATION[target])
+                          org=ORGANISATION[target],
+                          operator=ORGANISATION[target], source_id=STATION[target])
+    if body in ("live", "live batch"):  # a cabinet's status as of now
+        report = {"last_reported": int(time.time()), "num_batteries_available": 3}
+        body = report if body == "live" else {"stations": [{"station_id": STATION[target], **report}]}
     if body == "inspection":  # every item of the target station's checklist, passed
         sid = world.station[STATION[target]]
         body = {"station_id": sid, "results": {item.code: True for item in checklist_for(KIND[STATION[target]])}}

@@ -5,6 +5,7 @@ validation, the 400 answers and the OpenAPI parameters all follow from these mod
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from app.ops.accounts import ORG_CODE_MAX_LENGTH, ORG_CODE_PATTERN
 from app.ops.assessment import PERIOD_EXAMPLE, PERIOD_PATTERN
 from app.ops.categories import CODE_MAX_LENGTH, CODE_PATTERN
 from app.ops.workflow import STATES
+from app.stations.live import BATTERY_TYPE_MAX_LENGTH, BATTERY_TYPE_PATTERN
 from app.stations.model import MAX_SEARCH_M, StationFilter
 from app.stations.vocabulary import AMENITIES, KINDS
 
@@ -108,6 +110,15 @@ Kinds = Annotated[tuple[Literal[tuple(KINDS)], ...], Field(
     min_length=1, description="Comma list: stations of any of these kinds."), BeforeValidator(_comma_list)]
 Amenities = Annotated[tuple[Literal[tuple(AMENITIES)], ...], Field(
     min_length=1, description="Comma list: stations that have all of these."), BeforeValidator(_comma_list)]
+OrgCodes = Annotated[tuple[Annotated[str, Field(max_length=ORG_CODE_MAX_LENGTH, pattern=ORG_CODE_PATTERN.pattern)],
+                           ...], Field(
+    min_length=1, description="Comma list of organisation codes (e.g. a battery-swap brand): stations run by any "
+                              "of them. The station's `operator` field is a display name, not this."),
+                     BeforeValidator(_comma_list)]
+BatteryType = Annotated[str | None, Field(
+    max_length=BATTERY_TYPE_MAX_LENGTH, pattern=BATTERY_TYPE_PATTERN.pattern,
+    description="Cabinets whose last status lists this battery type (e.g. `48V20Ah`); with `available_now=1`, "
+                "a fresh status with a charged one of it.")]
 # Documented as the strings a query carries; absent means "0".
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"type": "string", "enum": list(_FLAGS)}),
                  Field(json_schema_extra={"default": "0"})]
@@ -156,8 +167,24 @@ class Filtered(Args):
     kind: Kinds = ()
     amenity: Amenities = ()
 
-    def station_filter(self) -> StationFilter:
+    def station_filter(self, fresh_since: datetime | None = None) -> StationFilter:
         return StationFilter(kinds=self.kind, amenities=self.amenity)
+
+
+class Operated(Filtered):
+    """Who runs it, and its live status: for the finder's searches (nearest, bbox, service circle)."""
+
+    org: OrgCodes = ()
+    battery_type: BatteryType = None
+    available_now: Annotated[Flag, Field(
+        description="Only cabinets with a FRESH status (see `live`) that are installed and swapping and have a "
+                    "charged battery: of `battery_type` when given, else of any type.")] = False
+
+    def station_filter(self, fresh_since: datetime | None = None) -> StationFilter:
+        """``fresh_since``: the instant a status must be newer than to count (needed with available_now)."""
+        return StationFilter(kinds=self.kind, amenities=self.amenity, orgs=self.org,
+                             battery_type=self.battery_type, available_now=self.available_now,
+                             fresh_since=fresh_since if self.available_now else None)
 
 
 class Dated(Args):
@@ -170,13 +197,13 @@ class Dated(Args):
         return self.at if self.at.tzinfo else self.at.replace(tzinfo=ZoneInfo(tz))
 
 
-class Timed(Filtered, Dated):
+class Timed(Operated, Dated):
     open_now: Annotated[Flag, Field(description="Only stations open at `at`.")] = False
     include_unknown: Annotated[Flag, Field(description="With open_now: also stations whose hours are unknown.")] = False
 
-    def station_filter(self) -> StationFilter:
-        return StationFilter(kinds=self.kind, amenities=self.amenity, open_only=self.open_now,
-                             include_unknown=self.include_unknown)
+    def station_filter(self, fresh_since: datetime | None = None) -> StationFilter:
+        return replace(super().station_filter(fresh_since), open_only=self.open_now,
+                       include_unknown=self.include_unknown)
 
 
 class Travel(Args):
@@ -206,7 +233,7 @@ class NearestArgs(Located, Timed):
     max_distance: _number(0, MAX_SEARCH_M, f"Metres; the search never looks farther than {MAX_SEARCH_M:,.0f} m.") | None = None
 
 
-class BoxArgs(Boxed, Filtered):
+class BoxArgs(Boxed, Operated):
     limit: _integer(1, MAX_BOX, "At most this many features; `truncated` says when more matched.") = 500
 
 
@@ -253,7 +280,7 @@ class WorkOrderArgs(Args):
 
 
 class AssessmentArgs(Args):
-    org: Annotated[str, Field(min_length=1, max_length=ORG_CODE_MAX_LENGTH, pattern=ORG_CODE_PATTERN,
+    org: Annotated[str, Field(min_length=1, max_length=ORG_CODE_MAX_LENGTH, pattern=ORG_CODE_PATTERN.pattern,
                               description="The organisation's code (`flask --app wsgi orgs create CODE`).")]
     period: Annotated[str, Field(pattern=PERIOD_PATTERN.pattern,
                                  description=f"The period: {PERIOD_EXAMPLE}, in the organisation's time zone; "

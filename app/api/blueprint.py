@@ -1,7 +1,11 @@
 """The /api/v1 blueprint and what its routes share."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask import Blueprint, current_app
+
+from app.dbtime import utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -16,6 +20,16 @@ def graphs():
 
 def timezone() -> str:
     return current_app.config["YIZHAN_TIMEZONE"]
+
+
+def stale_after_s() -> int:
+    """Seconds after which a live status is served as unknown (YIZHAN_LIVE_STALE_AFTER_S)."""
+    return current_app.config["YIZHAN_LIVE_STALE_AFTER_S"]
+
+
+def fresh_since() -> datetime:
+    """The instant a live status must be newer than to count as fresh now."""
+    return utcnow() - timedelta(seconds=stale_after_s())
 
 
 def speeds_kmh() -> dict[str, float]:

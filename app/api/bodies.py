@@ -24,6 +24,7 @@ from app.ops.service import REPORT_SOURCES
 from app.ops.workflow import CLOSING_REASONS, STATES
 from app.stations.model import STATION_FIELDS
 from app.stations.model import Station as StationModel
+from app.stations.live import OCPI_STATUSES, RESULTS as LIVE_RESULTS, STATES as LIVE_STATES
 from app.stations.ratings import MAX_TAGS, PRIOR_MEAN, PRIOR_WEIGHT
 from app.stations.vocabulary import ACCESS, AMENITIES, KINDS, OPEN_STATES
 
@@ -84,6 +85,38 @@ _RATING_FIELD: dict[str, Any] = {
     "rating": (Rating | None, Field(None, description="Satisfaction rating; null when nobody has rated it.")),
 }
 
+class BatteryCount(Body):
+    battery_type: str
+    count: int = Field(ge=0)
+
+
+class Connector(Body):
+    id: str
+    status: Literal[OCPI_STATUSES] = Field(description="OCPI 2.2.1 connector status; T/CEC 102 codes are mapped "
+                                                       "to it (see the README); UNKNOWN while stale.")
+
+
+class Live(Body):
+    """The operator's last reported status. Stale (older than YIZHAN_LIVE_STALE_AFTER_S, default 5 min):
+    counts null, connectors UNKNOWN — a stale count is never shown as live."""
+
+    state: Literal[LIVE_STATES] = Field(description="fresh, stale, or none (never reported).")
+    last_reported: datetime | None = Field(description="When the operator says the status was true.")
+    age_s: int | None = Field(description="Seconds since last_reported, when the answer was made.")
+    num_batteries_available: int | None = Field(description="Charged batteries; null unless fresh.")
+    battery_types_available: list[BatteryCount] | None = Field(description="Charged batteries by type; null "
+                                                                           "unless fresh.")
+    num_docks_available: int | None = Field(description="Empty docks; null unless fresh.")
+    is_installed: bool | None
+    is_renting: bool | None = Field(description="Swapping batteries; null unless fresh.")
+    connectors: list[Connector] | None = Field(description="A charging point's connectors; null when none were "
+                                                           "reported.")
+
+
+_LIVE_FIELD: dict[str, Any] = {
+    "live": (Live, Field(description="Live status from the operator, with its freshness.")),
+}
+
 _OPEN_FIELDS: dict[str, Any] = {
     "open_state": (OpenState | None, Field(None, description="open, closed or unknown — never folded together.")),
     "next_change": (datetime | None, Field(None, description="When the open state changes next, if within a week.")),
@@ -91,9 +124,10 @@ _OPEN_FIELDS: dict[str, Any] = {
                                                           "closed); null otherwise.")),
 }
 
-Station = create_model("Station", __base__=Body, **_station_fields(("summary",)), **_RATING_FIELD, **_OPEN_FIELDS)
+Station = create_model("Station", __base__=Body, **_station_fields(("summary",)), **_RATING_FIELD, **_LIVE_FIELD,
+                       **_OPEN_FIELDS)
 StationProperties = create_model("StationProperties", __base__=Body, **_station_fields(("summary",), coordinates=False),
-                                 **_RATING_FIELD)
+                                 **_RATING_FIELD, **_LIVE_FIELD)
 StationDetail = create_model(
     "StationDetail", __base__=Station, **_station_fields(("detail",)),
     amenity_states=(dict[AmenityName, Literal["yes", "no", "unknown"]],
@@ -471,6 +505,30 @@ class Assessment(Body):
     figures: list[FigureDeclaration]
     total: AssessmentSection | None
     managers: list[AssessmentSection]
+
+
+# -- operators (live feeds) ----------------------------------------------------------
+
+
+class LiveResult(Body):
+    station_id: str = Field(description="The cabinet's source id, as sent.")
+    result: Literal[LIVE_RESULTS] = Field(description="applied; ignored_older (a status as new or newer is stored: "
+                                                      "replays change nothing); unknown_station (not one of this "
+                                                      "operator's cabinets); invalid (see reason).")
+    reason: str | None
+
+
+class LiveAnswer(LiveResult):
+    live: Live | None = Field(description="The station's live status now (null unless applied or ignored_older).")
+
+
+class LiveBatchAnswer(Body):
+    count: int
+    applied: int
+    ignored_older: int
+    unknown_station: int
+    invalid: int
+    results: list[LiveResult] = Field(description="One per item, in order.")
 
 
 class OpenApiDocument(BaseModel):

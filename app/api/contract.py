@@ -9,6 +9,7 @@ app.api.serialize.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import typing
 from collections.abc import Callable
@@ -54,6 +55,7 @@ class Endpoint:
     auth: Callable[[], Any] | None = None  # says who is calling, or answers 401 itself
     also: dict[int, str] = field(default_factory=dict)  # other successful statuses (same body), e.g. 200 beside 201
     downloads: dict[str, str] = field(default_factory=dict)  # other media types of the answer (files) -> what
+    max_body_bytes: int = 0  # the JSON body's limit (0: MAX_PAYLOAD_BYTES)
 
     @property
     def secured(self) -> bool:
@@ -61,6 +63,15 @@ class Endpoint:
 
 
 ENDPOINTS: list[Endpoint] = []
+# Models a body refers to by $ref without validating through them (e.g. the items of a batch,
+# which are validated one by one so that one bad item does not refuse the rest).
+REFERENCED: list[type[BaseModel]] = []
+
+
+def referenced(model: type[BaseModel]) -> dict:
+    """A $ref to ``model`` in the document's components (which then holds its schema)."""
+    REFERENCED.append(model)
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 # Errors any endpoint may answer; each endpoint adds its own.
 BAD_INPUT = {400: "Bad input: the error names the parameter."}
@@ -83,7 +94,7 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
              errors: dict[int, str] | None = None, media_type: str = "application/json",
              cache_seconds: int = 0, method: str = "GET", payload: type[Payload] | None = None,
              status: int = 200, auth: Callable[[], Any] | None = None, also: dict[int, str] | None = None,
-             downloads: dict[str, str] | None = None):
+             downloads: dict[str, str] | None = None, max_body_bytes: int = 0):
     """Register a route. Its handler takes, in this order: the caller (``auth()``'s answer) when
     ``auth`` is given, ``args`` (a ``query`` instance) when ``query`` is, the body (a ``payload``
     instance) when ``payload`` is, then the path values. Who is calling is settled first: an
@@ -99,6 +110,7 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
                     **(NOT_JSON if payload is not None else {}), **(errors or {})},
             media_type=media_type, cache_seconds=cache_seconds, method=method, payload=payload,
             status=status, auth=auth, also=also or {}, downloads=downloads or {},
+            max_body_bytes=max_body_bytes,
         )
 
         @functools.wraps(handler)
@@ -107,7 +119,7 @@ def endpoint(bp: Blueprint, rule: str, *, query: type[Args] | None, body: type[B
             if query is not None:
                 inputs.append(parse(query, request.args))
             if payload is not None:
-                inputs.append(parse_body(payload))
+                inputs.append(parse_body(payload, max_body_bytes or MAX_PAYLOAD_BYTES))
             answer = handler(*inputs, **path_values)
             if isinstance(answer, Response):  # a download (only endpoints that declare them return one)
                 response = answer
@@ -209,19 +221,30 @@ def _shown(error: dict) -> str:
     return repr(str(error.get("input", ""))[:40])
 
 
-def parse_body(model: type[Payload]) -> Payload:
-    """The request's JSON body as ``model``: 415 unless it is JSON, 413 when too big, else the
-    first problem as a 400 naming its field (``results.floor_clean`` for a nested one)."""
+def parse_body(model: type[Payload], limit: int = MAX_PAYLOAD_BYTES) -> Payload:
+    """The request's JSON body as ``model``: 415 unless it is JSON, 413 when bigger than ``limit``
+    bytes, else the first problem as a 400 naming its field (``results.floor_clean`` for a nested one)."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send the body as JSON, with Content-Type: application/json.")
     # The declared length first, so a big body is not read; then what came (a body without a length).
-    data = request.get_data(cache=False) if (request.content_length or 0) <= MAX_PAYLOAD_BYTES else None
-    if data is None or len(data) > MAX_PAYLOAD_BYTES:
-        raise ApiError(413, "too_large", f"The body must be at most {MAX_PAYLOAD_BYTES // 1024} KB.")
+    data = request.get_data(cache=False) if (request.content_length or 0) <= limit else None
+    if data is None or len(data) > limit:
+        raise ApiError(413, "too_large", f"The body must be at most {limit // 1024} KB.")
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:
         raise _body_error(model, exc.errors(include_url=False)[0]) from None
+
+
+def validate_item(model: type[Payload], item: Any, where: str) -> Payload:
+    """One item of a batch as ``model``; its first problem as the ApiError ``parse_body`` would
+    give, its field named from ``where`` (e.g. ``stations.3.count``)."""
+    try:  # as JSON again: a body's strict rules are those of JSON (a time is a string there)
+        # (json, not orjson: it keeps a NaN a NaN, which the model then refuses, rather than null)
+        return model.model_validate_json(json.dumps(item, ensure_ascii=False))
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise _body_error(model, {**error, "loc": (where, *error["loc"])}) from None
 
 
 def _body_error(model: type[Payload], error: dict) -> ApiError:
@@ -253,7 +276,7 @@ _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 def openapi_document(prefix: str, info: dict, error_model: type[BaseModel]) -> dict:
     """OpenAPI 3.1 for every declared endpoint, from the same models that validate and answer."""
     models = {e.body for e in ENDPOINTS} | {error_model}
-    payloads = {e.payload for e in ENDPOINTS if e.payload is not None}
+    payloads = {e.payload for e in ENDPOINTS if e.payload is not None} | set(REFERENCED)
     _, defs = models_json_schema(
         [(m, "serialization") for m in sorted(models, key=lambda m: m.__name__)]
         + [(m, "validation") for m in sorted(payloads, key=lambda m: m.__name__)],

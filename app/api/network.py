@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.api import bodies, serialize
 from app.api.args import CircleArgs, CoverageArgs, ServiceAreaArgs, ServingArgs
-from app.api.blueprint import bp, graphs, speeds_kmh, store, timezone
+from app.api.blueprint import bp, fresh_since, graphs, speeds_kmh, store, timezone
 from app.api.contract import STORE_DOWN, endpoint
 from app.api.errors import ApiError
 from app.geo.geodesic import Box
@@ -25,7 +25,7 @@ def service_circle(args: CircleArgs):
     circle = service.service_circle(
         store(), _graph(args.mode), lat, lng,
         minutes=args.minutes, mode=args.mode, speed_kmh=speeds_kmh()[args.mode],
-        flt=args.station_filter(), at=args.instant(timezone()), limit=args.limit,
+        flt=args.station_filter(fresh_since()), at=args.instant(timezone()), limit=args.limit,
     )
     return serialize.service_circle(circle, (lat, lng), args.answer_in)
 

@@ -85,10 +85,11 @@ def _station(station) -> dict:
     return serialize.station(station, WGS84, state, detail=True)
 
 
-@bp.after_app_request  # app-wide (and so after the blueprint's own): unknown /ops paths too
+@bp.after_app_request  # app-wide (and so after the blueprint's own): unknown /ops paths too, and operators'
+# live pushes (their answers are one caller's view too)
 def _never_stored(response):
     # Errors included: none of it belongs in a shared cache or the browser's.
-    if request.path.startswith(bp.url_prefix + PREFIX):
+    if request.path.startswith((bp.url_prefix + PREFIX, bp.url_prefix + "/operators/")):
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -12,10 +12,12 @@ import numpy as np
 import orjson
 import shapely
 import shapely.geometry
-from flask import Response
+from flask import Response, current_app
 
+from app.dbtime import utcnow
 from app.geo.coordsys import WGS84, from_wgs84
 from app.stations.hours import HoursState
+from app.stations.live import live_of
 from app.stations.model import STATION_FIELDS, Hit, Station
 from app.stations.ratings import rating_of
 from app.stations.vocabulary import amenity_names, amenity_states
@@ -68,6 +70,7 @@ def station(st: Station, coordsys: str, hours: HoursState | None = None, detail:
     coords = from_wgs84(st.lat, st.lng, coordsys) if coordsys != WGS84 else (st.lat, st.lng)
     out = _fields(st, _SUMMARY, coords, {})
     out["rating"] = rating_of(st)
+    out["live"] = live_of(st, utcnow(), current_app.config["YIZHAN_LIVE_STALE_AFTER_S"])
     if hours is not None:
         out["open_state"] = hours.state
         out["next_change"] = _iso(hours.next_change)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.api import bodies, serialize
 from app.api.args import MAX_BOX, MAX_CIRCLE, MAX_NEAREST, BoxArgs, DetailArgs, NearestArgs
-from app.api.blueprint import bp, speeds_kmh, store, timezone
+from app.api.blueprint import bp, fresh_since, speeds_kmh, store, timezone
 from app.api.contract import STORE_DOWN, endpoint, openapi_document
 from app.api.errors import ApiError
 from app.geo.coordsys import COORDSYS, WGS84, from_wgs84
@@ -27,7 +27,7 @@ def nearest(args: NearestArgs):
     """Distances are WGS-84 ellipsoid geodesics; the search looks at most 50 km away."""
     lat, lng = args.point
     query = NearestQuery(lat=lat, lng=lng, at=args.instant(timezone()), limit=args.limit,
-                         filter=args.station_filter(), max_distance_m=args.max_distance)
+                         filter=args.station_filter(fresh_since()), max_distance_m=args.max_distance)
     return serialize.nearest(store().nearest(query), (lat, lng), query.at, args.answer_in)
 
 
@@ -46,7 +46,7 @@ def in_box(args: BoxArgs):
             y, x = from_wgs84(st.lat, st.lng, system)
             return min_lat <= y <= max_lat and min_lng <= x <= max_lng
 
-    stations, truncated = store().within(box, args.station_filter(), args.limit, keep)
+    stations, truncated = store().within(box, args.station_filter(fresh_since()), args.limit, keep)
     return serialize.feature_collection(stations, args.answer_in, truncated, args.limit)
 
 

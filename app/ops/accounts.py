@@ -49,8 +49,7 @@ PASSWORD_METHOD = "scrypt"
 EMAIL_MAX_LENGTH = 254  # RFC 5321's path limit
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 ORG_CODE_MAX_LENGTH = 40
-ORG_CODE_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
-_ORG_CODE = re.compile(ORG_CODE_PATTERN)
+ORG_CODE_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 NAME_MAX_LENGTH = 200
 
 # A token's last use is written at most this often: a busy client must not turn every read
@@ -122,7 +121,7 @@ def _check_password(password: Any) -> str:
 
 
 def _check_org_code(code: Any) -> str:
-    if not isinstance(code, str) or len(code) > ORG_CODE_MAX_LENGTH or not _ORG_CODE.fullmatch(code):
+    if not isinstance(code, str) or len(code) > ORG_CODE_MAX_LENGTH or not ORG_CODE_PATTERN.fullmatch(code):
         raise Invalid(f"organisation code {code!r} must be lower-case ASCII letters and digits, words joined "
                       f"by single '-' or '_', at most {ORG_CODE_MAX_LENGTH} characters", field="code")
     return code
@@ -447,7 +446,21 @@ class Accounts:
                 " manager_id = COALESCE(excluded.manager_id, CASE WHEN station_ops.organisation_id ="
                 " excluded.organisation_id THEN station_ops.manager_id END)"
             ), [{"station": station_id, "org": org.id, "manager": manager_id} for station_id in station_ids])
+            self._refuse_repeated_source_ids(conn, org)
         return len(station_ids)
+
+    @staticmethod
+    def _refuse_repeated_source_ids(conn, org) -> None:
+        """An operator names its cabinets by source id (app.stations.live), so an organisation's
+        stations must not share one (two sources can): checked after writing, inside the transaction."""
+        repeated = conn.execute(text(
+            "SELECT s.source_id FROM station_ops so JOIN station s ON s.id = so.station_id"
+            " WHERE so.organisation_id = :org GROUP BY s.source_id HAVING count(*) > 1 ORDER BY s.source_id LIMIT 20"
+        ), {"org": org.id}).scalars().all()
+        if repeated:
+            raise Conflict(f"{org.code} would run several stations with the source id(s) {', '.join(repeated)} "
+                           "(from different sources); its operator feed names cabinets by source id, so they must "
+                           "be unique within an organisation (nothing was assigned)", field="source_ids")
 
     @staticmethod
     def _refuse_moving_open_work(conn, org, station_ids: list[int]) -> None:

@@ -196,8 +196,58 @@ def add_station_commands(stations_group) -> None:
 
 
 def register(app) -> None:
-    for group in (orgs_cli, users_cli, tokens_cli, open311_cli, ops_cli):
+    for group in (orgs_cli, users_cli, tokens_cli, open311_cli, ops_cli, feeds_cli):
         app.cli.add_command(group)
+
+
+# -- operators' live feeds ---------------------------------------------------------------
+
+feeds_cli = AppGroup("feeds", help="Operators' live GBFS feeds that Yizhan polls.")
+
+
+def _poller():
+    from app.ops.feeds import FeedPoller
+
+    return FeedPoller(current_app.extensions["yizhan_store"], _accounts())
+
+
+@orgs_cli.command("feed")
+@click.argument("code")
+@click.option("--url", default=None, help="The operator's gbfs.json (http or https).")
+@click.option("--off", is_flag=True, help="Stop polling this operator.")
+def org_feed(code, url, off):
+    """Poll organisation CODE's published GBFS feed (gbfs.json -> station_status.json) at its ttl."""
+    if off == (url is not None):
+        raise click.ClickException("give --url URL, or --off")
+    _ops(_poller().set_feed, code, None if off else url, utcnow())
+    click.echo(f"{code}: " + ("no longer polled." if off else f"polling {url} (first poll now)."))
+
+
+@feeds_cli.command("poll")
+@click.option("--once", is_flag=True, help="Poll the feeds that are due once, then stop.")
+@click.option("--now", "now_text", default=None, help="With --once: as if it were this ISO 8601 time.")
+def poll_feeds(once, now_text):
+    """Poll every configured operator feed when it is due (at its ttl; backing off after errors).
+
+    Runs until stopped (`make run` starts it beside the app); each poll is logged on stderr and its
+    applied / ignored / rejected counts are kept with the feed.
+    """
+    import logging
+    import time
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    poller = _poller()
+    while True:
+        now = _instant(now_text) if once else utcnow()
+        for result in poller.poll_due(now):
+            click.echo(f"{result.code}: " + (f"{result.applied} applied, {result.ignored} ignored, "
+                                             f"{result.rejected} rejected" if result.ok else
+                                             f"failed ({result.error})"), err=True)
+        if once:
+            return
+        upcoming = [f.next_poll_at for f in poller.feeds()]
+        wait = min([(t - utcnow()).total_seconds() for t in upcoming] + [5.0])  # new feeds: seen within 5 s
+        time.sleep(max(wait, 0.5))
 
 
 # -- the operations jobs ---------------------------------------------------------------

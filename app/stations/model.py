@@ -70,6 +70,17 @@ class Station(StationInput):
     # search reads them without a join; answers show the derived ``rating`` instead.
     rating_count: int = _column("How many ratings it has.", 0, public=None)
     rating_sum: int = _column("The sum of their stars.", 0, public=None)
+    # Live status (issue #9 §3), pushed or polled from the operator (app.stations.live); answers
+    # show the derived ``live`` (with its freshness) instead.
+    live_reported_at: datetime | None = _column("When the operator last reported its status.", None,
+                                                public=None, wire="time")
+    live_batteries: int | None = _column("Charged batteries, as last reported.", None, public=None)
+    live_battery_types: str | None = _column("JSON [{battery_type, count}], as last reported.", None, public=None)
+    live_docks: int | None = _column("Empty docks, as last reported.", None, public=None)
+    live_installed: bool | None = _column("Installed, as last reported.", None, public=None)
+    live_renting: bool | None = _column("Swapping batteries, as last reported.", None, public=None)
+    live_connectors: str | None = _column("JSON [{id, status}] (OCPI statuses), as last reported.", None,
+                                          public=None)
 
 
 STATION_FIELDS = fields(Station)
@@ -83,12 +94,38 @@ KEY_COLUMNS = ("source", "source_id")
 
 @dataclass(frozen=True)
 class StationFilter:
-    """What a person needs: any of ``kinds``, all of ``amenities``, open at a time."""
+    """What a person needs: any of ``kinds``, all of ``amenities``, open at a time; run by any of
+    the organisations ``orgs`` (codes); taking ``battery_type``; with a charged battery now.
+
+    ``available_now``: a status reported at or after ``fresh_since`` (so the edge decides what
+    "now" and "fresh" are) saying the cabinet is installed and swapping, with a count > 0 of
+    ``battery_type`` (or of any battery without one). ``battery_type`` alone: the cabinet's last
+    status lists that type, whatever its age or count (which batteries a cabinet takes changes
+    rarely; whether it has one charged is the fresh part).
+    """
 
     kinds: tuple[str, ...] = ()
     amenities: tuple[str, ...] = ()
     open_only: bool = False
     include_unknown: bool = False
+    orgs: tuple[str, ...] = ()
+    battery_type: str | None = None
+    available_now: bool = False
+    fresh_since: datetime | None = None
+
+    def __post_init__(self):
+        if self.available_now and self.fresh_since is None:
+            raise ValueError("available_now needs fresh_since: the instant a status must be newer than")
+
+    @property
+    def live(self) -> bool:
+        """Whether it asks about operators or live status (conditions beyond kinds and amenities)."""
+        return bool(self.orgs or self.battery_type or self.available_now)
+
+    @property
+    def narrowing(self) -> bool:
+        """Whether the database must filter (so a nearest scan is kept inside its radius)."""
+        return bool(self.kinds or self.amenities or self.live)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from app.stations.store import (
 _COLS = ", ".join(STATION_COLUMNS)
 _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
 _COPY_CHUNK = 50_000
+_DIALECT = "postgresql"
 
 
 # Longitude half-width (degrees) up to which an unfiltered scan needs no envelope: 50 km
@@ -61,13 +62,12 @@ def _nearest_sql(query: NearestQuery) -> tuple[str, dict]:
     PostgreSQL skips the index scan altogether.
     """
     flt = query.filter
-    filtered = bool(flt.kinds or flt.amenities)
-    where, params = filter_sql(flt, mark=pyformat)
+    where, params = filter_sql(flt, mark=pyformat, dialect=_DIALECT)
     params.update(lat=query.lat, lng=query.lng)
-    if filtered:
+    if flt.kinds or flt.amenities:
         where += f" AND EXISTS ({signature_sql(flt, mark=pyformat)})"
     boxes = boxes_within(query.lat, query.lng, query.radius_m)
-    if filtered or not _narrow(boxes):
+    if flt.narrowing or not _narrow(boxes):
         where += _envelope_sql(boxes, params, mark=pyformat)
     point = "ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)"
     sql = (
@@ -97,7 +97,7 @@ class PostgisStore(StationStore):
         # Only the unfiltered shape is prepared: its generic plan is the KNN index scan (see
         # tests/test_store.py). With filters, PostgreSQL's generic plan can walk all matching
         # rows instead, so those are planned for their own values each time.
-        prepare = not (query.filter.kinds or query.filter.amenities)
+        prepare = not query.filter.narrowing
         n = first_batch(query.limit)
         with self.driver_reading() as cursor:
             while True:
@@ -113,7 +113,7 @@ class PostgisStore(StationStore):
                 n *= 4
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
-        where, params = filter_sql(flt)
+        where, params = filter_sql(flt, dialect=_DIALECT)
         params.update(after_id=after_id, n=n)
         where += _envelope_sql([box], params)
         # && tests bounding boxes; for points that is exact containment.
@@ -181,7 +181,7 @@ class PostgisStore(StationStore):
                 })
 
     def service_areas_in_box(self, box: Box, mode: str, minutes: int, flt: StationFilter):
-        where, params = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.", dialect=_DIALECT)
         params.update(mode=mode, minutes=minutes, w=box.west, s_=box.south, e=box.east, n=box.north)
         return self._areas(
             "a.mode = :mode AND a.minutes = :minutes"
@@ -190,7 +190,7 @@ class PostgisStore(StationStore):
         )
 
     def stations_serving(self, lat: float, lng: float, mode: str, minutes: int, flt: StationFilter):
-        where, params = filter_sql(flt, "s.")
+        where, params = filter_sql(flt, "s.", dialect=_DIALECT)
         params.update(mode=mode, minutes=minutes, lat=lat, lng=lng)
         return self._areas(
             f"a.mode = :mode AND a.minutes = :minutes AND ST_Intersects(a.geom, {_POINT})" + where,

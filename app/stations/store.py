@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from app.dbtime import from_db
+from app.dbtime import from_db, to_db
 from app.geo.geodesic import Box, distances_m
 from app.stations import hours
 from app.stations.model import (
@@ -320,13 +320,15 @@ def pyformat(name: str) -> str:
     return f"%({name})s"
 
 
-def filter_sql(flt: StationFilter, prefix: str = "", *, active: bool = True, mark=named) -> tuple[str, dict]:
-    """SQL conditions for the filter's kinds and amenities (ANDed, each with a leading ' AND'),
-    and their parameters, every value bound. ``active`` adds ``status = 'active'`` and leaves out
-    stations whose wanted amenity is out of order; ``mark`` writes a parameter in the driver's
-    style. Without ``active`` the conditions read only ``kind`` and ``amenities_yes``, so they
-    apply to ``station_signature`` too (which, knowing nothing of breakdowns, over-estimates:
-    it only ever answers "none match" early)."""
+def filter_sql(flt: StationFilter, prefix: str = "", *, active: bool = True, mark=named,
+               dialect: str = "sqlite") -> tuple[str, dict]:
+    """SQL conditions for the filter (ANDed, each with a leading ' AND'), and their parameters,
+    every value bound. ``active`` adds ``status = 'active'``, leaves out stations whose wanted
+    amenity is out of order, and applies the operator and live conditions; ``mark`` writes a
+    parameter in the driver's style, ``dialect`` names the store (for times and JSON). Without
+    ``active`` the conditions read only ``kind`` and ``amenities_yes``, so they apply to
+    ``station_signature`` too (which, knowing nothing of breakdowns, operators or live status,
+    over-estimates: it only ever answers "none match" early)."""
     sql = f" AND {prefix}status = 'active'" if active else ""
     params: dict = {}
     if flt.kinds:
@@ -337,7 +339,37 @@ def filter_sql(flt: StationFilter, prefix: str = "", *, active: bool = True, mar
         in_service = f"{prefix}amenities_yes & ~{prefix}out_of_order" if active else f"{prefix}amenities_yes"
         sql += f" AND ({in_service} & {mark('amask')}) = {mark('amask')}"
         params["amask"] = amenity_mask(flt.amenities)
+    if active and flt.live:
+        sql += _live_sql(flt, prefix, mark, dialect, params)
     return sql, params
+
+
+def _live_sql(flt: StationFilter, prefix: str, mark, dialect: str, params: dict) -> str:
+    """The operator (``org``), ``battery_type`` and ``available_now`` conditions (see StationFilter)."""
+    sql = ""
+    if flt.orgs:
+        names = [f"org{i}" for i in range(len(flt.orgs))]
+        params.update(zip(names, flt.orgs))
+        sql += (f" AND {prefix}id IN (SELECT so.station_id FROM station_ops so JOIN organisation o"
+                f" ON o.id = so.organisation_id WHERE o.code IN ({', '.join(mark(n) for n in names)}))")
+    if flt.available_now:
+        params["fresh_since"] = to_db(flt.fresh_since, dialect)
+        sql += (f" AND {prefix}live_reported_at >= {mark('fresh_since')}"
+                f" AND {prefix}live_installed AND {prefix}live_renting")
+        if flt.battery_type is None:
+            sql += f" AND {prefix}live_batteries > 0"
+    if flt.battery_type is not None:
+        params["battery_type"] = flt.battery_type
+        charged = flt.available_now
+        if dialect == "postgresql":
+            sql += (f" AND EXISTS (SELECT 1 FROM jsonb_array_elements(CAST({prefix}live_battery_types AS jsonb)) b"
+                    f" WHERE b ->> 'battery_type' = {mark('battery_type')}"
+                    + (" AND CAST(b ->> 'count' AS integer) > 0)" if charged else ")"))
+        else:
+            sql += (f" AND EXISTS (SELECT 1 FROM json_each({prefix}live_battery_types) b"
+                    f" WHERE json_extract(b.value, '$.battery_type') = {mark('battery_type')}"
+                    + (" AND json_extract(b.value, '$.count') > 0)" if charged else ")"))
+    return sql
 
 
 def signature_sql(flt: StationFilter, mark=named) -> str:

@@ -26,7 +26,10 @@
     meta: null,
     results: [],
     active: null,
-    wxReady: false
+    wxReady: false,
+    brand: "", // a courier's battery-swap brand (an organisation code) and battery type, kept on the phone
+    battery: "",
+    charged: false // "a charged battery of my type now" (available_now)
   };
   var map = null, cluster = null, meMarker = null, areaLayer = null, markers = {};
   var viewMarkers = {}; // other stations in view (not in the list), so the map shows what is around
@@ -197,6 +200,45 @@
       });
     });
   }
+  // A courier's brand and battery type stay on this phone (localStorage), never in the URL.
+  function readCourier() {
+    try {
+      state.brand = localStorage.getItem("yz:brand") || "";
+      state.battery = localStorage.getItem("yz:battery") || "";
+    } catch (e) { /* private mode: asked again next time */ }
+  }
+  function saveCourier(brand, battery) {
+    state.brand = brand;
+    state.battery = battery;
+    try {
+      localStorage.setItem("yz:brand", brand);
+      localStorage.setItem("yz:battery", battery);
+    } catch (e) { /* private mode */ }
+  }
+  function courierFilters(q) {
+    if (state.brand) q.set("org", state.brand);
+    if (state.battery) q.set("battery_type", state.battery);
+    if (state.charged) q.set("available_now", "1");
+  }
+  // Live status: counts only while fresh, with their age; a stale status is "unknown", never a count.
+  function ageText(seconds) {
+    if (seconds < 60) return t("live.age_now");
+    if (seconds < 3600) return t("live.age_min", { n: Math.floor(seconds / 60) });
+    return t("live.age_hour", { n: Math.floor(seconds / 3600) });
+  }
+  function liveText(live) {
+    if (!live || live.state === "none") return "";
+    if (live.state !== "fresh") return t("live.unknown");
+    var n = live.num_batteries_available;
+    if (state.battery && live.battery_types_available) {
+      var mine = live.battery_types_available.filter(function (b) { return b.battery_type === state.battery; })[0];
+      n = mine ? mine.count : 0;
+    }
+    var counted = n != null ? t("live.count", { n: n }) : "";
+    var plugs = (live.connectors || []).filter(function (c) { return c.status === "AVAILABLE"; }).length;
+    if (live.connectors && live.connectors.length) counted += (counted ? " · " : "") + t("live.connectors", { n: plugs, total: live.connectors.length });
+    return counted + " · " + ageText(live.age_s);
+  }
   function remember(url, body) {
     try { localStorage.setItem("yz:last", JSON.stringify({ url: url, body: body, at: new Date().toISOString() })); } catch (e) { /* private mode */ }
   }
@@ -239,6 +281,7 @@
     q.set("coordsys", MAP_SYS);
     q.set("limit", "500");
     if (state.amenities.length) q.set("amenity", state.amenities.join(","));
+    courierFilters(q);
     getJSON(API + "/stations?" + q.toString()).then(function (res) {
       Object.keys(viewMarkers).forEach(function (id) { cluster.removeLayer(viewMarkers[id]); });
       viewMarkers = {};
@@ -287,6 +330,7 @@
     q.set("out_coordsys", MAP_SYS);
     if (state.amenities.length) q.set("amenity", state.amenities.join(","));
     if (state.open) { q.set("open_now", "1"); q.set("include_unknown", "0"); }
+    courierFilters(q);
     if (state.circle) {
       q.set("mode", state.circle.mode);
       q.set("minutes", String(state.circle.minutes));
@@ -345,7 +389,8 @@
           el("span", { class: "item-meta", text: label(state.meta && state.meta.kinds, s.kind) + " · " + distanceText(d) + " · " + minutes }),
           el("span", { class: "item-meta state-" + s.open_state, text: openText(s) }),
           s.rating ? el("span", { class: "item-meta rating", text: ratingText(s.rating) }) : null,
-          s.batteries_available != null ? el("span", { class: "item-meta batteries", text: t("batteries", { n: s.batteries_available }) }) : null
+          liveText(s.live) ? el("span", { class: "item-meta live live-" + s.live.state, text: liveText(s.live) }) :
+            s.batteries_available != null ? el("span", { class: "item-meta batteries", text: t("batteries", { n: s.batteries_available }) }) : null
         ])
       ]);
       button.addEventListener("click", function () { select(s.id, false); });
@@ -356,6 +401,9 @@
     if (!state.results.length) {
       var active = state.amenities.map(function (a) { return label(state.meta && state.meta.amenities, a); });
       if (state.open) active.push(t("filter.open_now"));
+      if (state.brand) active.push(t("courier.brand_is", { brand: state.brand }));
+      if (state.battery) active.push(state.battery);
+      if (state.charged) active.push(t("filter.available_now"));
       empty.textContent = active.length ? t("empty.relax", { filters: active.join(t("list.sep")) }) : t("empty.none");
     }
     drawResults(state.results, body.polygon || null);
@@ -543,6 +591,27 @@
       load();
     });
     nav.appendChild(open);
+    nav.appendChild(courierForm());
+  }
+  // "我的品牌": a courier's brand and battery type, remembered on the phone and sent as filters.
+  function courierForm() {
+    var brand = el("input", { type: "text", name: "brand", value: state.brand, autocomplete: "off", "aria-label": t("courier.brand"), placeholder: t("courier.brand") });
+    var battery = el("input", { type: "text", name: "battery", value: state.battery, autocomplete: "off", "aria-label": t("courier.battery"), placeholder: t("courier.battery") });
+    var charged = el("button", { type: "button", class: "chip", "aria-pressed": String(state.charged), "data-filter": "available_now", text: t("filter.available_now") });
+    charged.addEventListener("click", function () {
+      state.charged = !state.charged;
+      charged.setAttribute("aria-pressed", String(state.charged));
+      load();
+    });
+    var form = el("form", { class: "courier", "aria-label": t("courier.label") }, [
+      brand, battery, el("button", { type: "submit", class: "chip courier-save", text: t("courier.save") }), charged
+    ]);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      saveCourier(brand.value.trim().toLowerCase(), battery.value.trim());
+      load();
+    });
+    return form;
   }
   function bindCircle() {
     Array.prototype.forEach.call(document.querySelectorAll(".seg"), function (b) {
@@ -619,6 +688,7 @@
   // -- start ------------------------------------------------------------------------------
   function start() {
     readUrl();
+    readCourier();
     initMap();
     bindCircle();
     document.getElementById("locate").addEventListener("click", locate);
