@@ -139,3 +139,31 @@ def test_active_batches_pages_by_id_without_gaps_or_repeats(store, ids):
     batches = list(store.active_batches(n=3))
     assert [len(b) for b in batches] == [3, 1]
     assert [s.id for b in batches for s in b] == sorted(ids[k] for k in ("cab", "wc", "shut", "reopened"))
+
+
+def test_station_status_publishes_an_operators_live_report_with_its_own_time(client, store, ids, connection):
+    """A cabinet with a live status (app.stations.live) is published as its operator reported it,
+    with the report's own last_reported: an old report reads as old, never refreshed to now."""
+    now = datetime.now(timezone.utc)
+    fresh, old = now - timedelta(minutes=1), now - timedelta(hours=2)
+    dialect = connection.dialect.name
+    update = text("UPDATE station SET live_reported_at = :at, live_batteries = :b, live_docks = :d,"
+                  " live_installed = :inst, live_renting = :rent WHERE id = :id")
+    connection.execute(update, {"at": to_db(fresh, dialect), "b": 3, "d": 2, "inst": True, "rent": True,
+                                "id": ids["cab"]})
+    connection.execute(update, {"at": to_db(old, dialect), "b": 5, "d": None, "inst": True, "rent": False,
+                                "id": ids["wc"]})
+    # Staff closed "shut" for now: it swaps nothing whatever its cabinet says.
+    connection.execute(update, {"at": to_db(fresh, dialect), "b": 4, "d": 0, "inst": True, "rent": True,
+                                "id": ids["shut"]})
+    body = _get(client, "station_status").get_json()
+    assert [e.message for e in Draft7Validator(_schema("station_status")).iter_errors(body)] == []
+    stations = {s["station_id"]: s for s in body["data"]["stations"]}
+    assert stations[str(ids["cab"])] == {
+        "station_id": str(ids["cab"]), "num_bikes_available": 3, "num_docks_available": 2, "is_installed": True,
+        "is_renting": True, "is_returning": True, "last_reported": int(fresh.timestamp())}
+    assert stations[str(ids["wc"])] == {
+        "station_id": str(ids["wc"]), "num_bikes_available": 5, "is_installed": True,
+        "is_renting": False, "is_returning": False, "last_reported": int(old.timestamp())}
+    shut = stations[str(ids["shut"])]
+    assert (shut["num_bikes_available"], shut["is_renting"], shut["is_returning"]) == (4, False, False)

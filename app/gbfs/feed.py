@@ -56,13 +56,31 @@ def temporarily_closed(station, now: datetime) -> bool:
 def status_of(station, now: datetime) -> dict:
     """One station_status entry.
 
-    is_installed: the station is active (only active ones are published, so true);
-    is_renting and is_returning: installed and not temporarily closed by staff (a closed
-    cabinet neither hands out nor takes back batteries); num_bikes_available: the cabinet's
-    charged batteries when reported, else 0 (GBFS has no "unknown").
+    A cabinet whose operator reports its status (app.stations.live) is published as reported:
+    num_bikes_available and num_docks_available are its charged batteries and free docks,
+    is_installed and is_renting its own flags (and is_renting false while staff have closed it),
+    and last_reported the cabinet's own report time. That time is never refreshed here, so a
+    status the operator has stopped sending reads as old as it is: GBFS has no "unknown", and
+    consumers judge freshness by last_reported (the finder's own answers show such a status as
+    stale, without counts). Any other station: is_installed (only active ones are published);
+    is_renting and is_returning unless staff closed it for now; num_bikes_available the imported
+    battery count, else 0; last_reported when its data last changed.
     """
     installed = station.status == "active"
     serving = installed and not temporarily_closed(station, now)
+    if station.live_reported_at is not None:
+        renting = serving and bool(station.live_installed) and bool(station.live_renting)
+        entry = {
+            "station_id": str(station.id),
+            "num_bikes_available": station.live_batteries or 0,
+            "is_installed": installed and bool(station.live_installed),
+            "is_renting": renting,
+            "is_returning": renting,
+            "last_reported": int(station.live_reported_at.timestamp()),
+        }
+        if station.live_docks is not None:
+            entry["num_docks_available"] = station.live_docks
+        return entry
     reported = station.updated_at or station.created_at
     return {
         "station_id": str(station.id),
