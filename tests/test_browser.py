@@ -449,10 +449,20 @@ def test_a_courier_with_a_saved_brand_sees_live_counts_with_their_age(live, brow
     assert fresh == "3 块电池可换 · 2 分钟前"  # the courier's battery type, and how old the count is
     assert stale == "状态未知" and "9" not in stale
     shot(page, "11-courier-live")
+    # Water and a toilet are no brand's: one tap shows every station again, live counts and all,
+    # and the phone remembers that too.
+    assert page.get_attribute(".courier-mine", "aria-pressed") == "true"
+    page.click(".courier-mine")
+    page.wait_for_function("[...document.querySelectorAll('.item-name')].some(e => e.textContent === '乙品牌换电柜')")
+    assert set(names(page)) >= {"甲品牌换电柜", "甲品牌旧柜", "乙品牌换电柜"}
+    assert "3 块电池可换 · 2 分钟前" in page.locator(".item .live").all_inner_texts()
+    page.reload()
+    assert "乙品牌换电柜" in names(page) and page.get_attribute(".courier-mine", "aria-pressed") == "false"
     # A courier without a saved brand tells the page once; it is remembered on the phone.
     page = new_page(browser, *here)
     page.goto(live["url"] + "/")
     assert "乙品牌换电柜" in names(page)
+    assert page.locator(".courier-mine").is_hidden()  # nothing saved: nothing to narrow to
     page.fill('.courier input[name="brand"]', "zapco")
     page.click(".courier-save")
     page.wait_for_function("[...document.querySelectorAll('.item-name')].map(e => e.textContent).join() === '乙品牌换电柜'")

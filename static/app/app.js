@@ -29,6 +29,7 @@
     wxReady: false,
     brand: "", // a courier's battery-swap brand (an organisation code) and battery type, kept on the phone
     battery: "",
+    mine: false, // only the saved brand's (and battery type's) stations
     charged: false // "a charged battery of my type now" (available_now)
   };
   var map = null, cluster = null, meMarker = null, areaLayer = null, markers = {};
@@ -201,23 +202,32 @@
     });
   }
   // A courier's brand and battery type stay on this phone (localStorage), never in the URL.
+  // They narrow the search only while "只看我的品牌" is on: a courier also needs water and a toilet,
+  // which no battery brand runs. Saving a brand turns it on; the courier turns it off in one tap.
   function readCourier() {
     try {
       state.brand = localStorage.getItem("yz:brand") || "";
       state.battery = localStorage.getItem("yz:battery") || "";
+      state.mine = Boolean(state.brand || state.battery) && localStorage.getItem("yz:mine") !== "0";
     } catch (e) { /* private mode: asked again next time */ }
   }
   function saveCourier(brand, battery) {
     state.brand = brand;
     state.battery = battery;
+    state.mine = Boolean(brand || battery);
     try {
       localStorage.setItem("yz:brand", brand);
       localStorage.setItem("yz:battery", battery);
+      localStorage.setItem("yz:mine", state.mine ? "1" : "0");
     } catch (e) { /* private mode */ }
   }
+  function setMine(on) {
+    state.mine = on;
+    try { localStorage.setItem("yz:mine", on ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
   function courierFilters(q) {
-    if (state.brand) q.set("org", state.brand);
-    if (state.battery) q.set("battery_type", state.battery);
+    if (state.mine && state.brand) q.set("org", state.brand);
+    if (state.mine && state.battery) q.set("battery_type", state.battery);
     if (state.charged) q.set("available_now", "1");
   }
   // Live status: counts only while fresh, with their age; a stale status is "unknown", never a count.
@@ -401,8 +411,8 @@
     if (!state.results.length) {
       var active = state.amenities.map(function (a) { return label(state.meta && state.meta.amenities, a); });
       if (state.open) active.push(t("filter.open_now"));
-      if (state.brand) active.push(t("courier.brand_is", { brand: state.brand }));
-      if (state.battery) active.push(state.battery);
+      if (state.mine && state.brand) active.push(t("courier.brand_is", { brand: state.brand }));
+      if (state.mine && state.battery) active.push(state.battery);
       if (state.charged) active.push(t("filter.available_now"));
       empty.textContent = active.length ? t("empty.relax", { filters: active.join(t("list.sep")) }) : t("empty.none");
     }
@@ -603,12 +613,21 @@
       charged.setAttribute("aria-pressed", String(state.charged));
       load();
     });
+    var mine = el("button", { type: "button", class: "chip courier-mine", "aria-pressed": String(state.mine), "data-filter": "mine", text: t("courier.mine") });
+    mine.hidden = !(state.brand || state.battery);
+    mine.addEventListener("click", function () {
+      setMine(!state.mine);
+      mine.setAttribute("aria-pressed", String(state.mine));
+      load();
+    });
     var form = el("form", { class: "courier", "aria-label": t("courier.label") }, [
-      brand, battery, el("button", { type: "submit", class: "chip courier-save", text: t("courier.save") }), charged
+      brand, battery, el("button", { type: "submit", class: "chip courier-save", text: t("courier.save") }), mine, charged
     ]);
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       saveCourier(brand.value.trim().toLowerCase(), battery.value.trim());
+      mine.hidden = !(state.brand || state.battery);
+      mine.setAttribute("aria-pressed", String(state.mine));
       load();
     });
     return form;
