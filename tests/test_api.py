@@ -131,6 +131,22 @@ def test_meta_labels(client):
     assert all(a["labels"]["zh-CN"] and a["labels"]["en"] for a in body["amenities"])
 
 
+def test_meta_lists_the_brands_running_cabinets_or_chargers(client, store, ops):
+    """Brands a courier may pick for ``org``: organisations with an active battery-swap or charging
+    station; not those that run only toilets, nor one whose only cabinet was removed."""
+    store.upsert([
+        station("c1", 27.83, 113.15, "battery_swap", source="swapco"),
+        station("e1", 27.84, 113.15, "charging", source="plugco"),
+        station("w1", 27.85, 113.15, "toilet", source="sanitation"),
+        station("g1", 27.86, 113.15, "battery_swap", source="goneco", status="removed"),
+    ])
+    for code, name in (("swapco", "甲换电"), ("plugco", "乙充电"), ("sanitation", "环卫所"), ("goneco", "已撤")):
+        ops.accounts.create_organisation(code, name)
+        ops.accounts.assign_stations(code, code)
+    assert client.get("/api/v1/meta").get_json()["brands"] == [
+        {"code": "plugco", "name": "乙充电"}, {"code": "swapco", "name": "甲换电"}]
+
+
 BAD_NEAREST = [
     ({"lng": "113"}, "lat", "missing_parameter"),
     ({"lat": "27", "lng": ""}, "lng", "missing_parameter"),

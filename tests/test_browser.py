@@ -463,6 +463,8 @@ def test_a_courier_with_a_saved_brand_sees_live_counts_with_their_age(live, brow
     page.goto(live["url"] + "/")
     assert "乙品牌换电柜" in names(page)
     assert page.locator(".courier-mine").is_hidden()  # nothing saved: nothing to narrow to
+    offered = page.eval_on_selector_all("#brands option", "os => os.map(o => o.value)")
+    assert {"swapco", "zapco"} <= set(offered)  # the brands running cabinets, from /meta
     page.fill('.courier input[name="brand"]', "zapco")
     page.click(".courier-save")
     page.wait_for_function("[...document.querySelectorAll('.item-name')].map(e => e.textContent).join() === '乙品牌换电柜'")

@@ -14,6 +14,10 @@ def store():
     return current_app.extensions["yizhan_store"]
 
 
+def ops():
+    return current_app.extensions["yizhan_ops"]
+
+
 def graphs():
     return current_app.extensions["yizhan_graphs"]
 

@@ -277,6 +277,11 @@ class CheckInAnswer(Body):
     reported: bool = Field(description="true: passed on as a problem report (it opened or joined a work order).")
 
 
+class Brand(Body):
+    code: str = Field(description="The organisation's code (the `org` filter's value).")
+    name: str = Field(description="Its name, as people know it.")
+
+
 class Meta(Body):
     kinds: list[KindTerm]
     amenities: list[Term]
@@ -284,6 +289,8 @@ class Meta(Body):
     open_states: list[Term]
     rating_tags: list[Term] = Field(description=f"Tags a rating may carry (at most {MAX_TAGS}).")
     checkin_outcomes: list[Term] = Field(description="What a check-in may say.")
+    brands: list[Brand] = Field(description="Organisations running battery-swap or charging stations: the "
+                                            "values of the searches' `org` filter a courier chooses from.")
     modes: list[ModeTerm]
     coordsys: list[Coordsys]
     timezone: str

@@ -7,10 +7,9 @@ the declared body, one call (app.ops.feeds.push), the answer.
 """
 from __future__ import annotations
 
-from flask import current_app
 
 from app.api import bodies
-from app.api.blueprint import bp, stale_after_s, store
+from app.api.blueprint import bp, ops, stale_after_s, store
 from app.api.contract import STORE_DOWN, endpoint, validate_item
 from app.api.errors import ApiError
 from app.api.ops import staff
@@ -25,8 +24,7 @@ _REFUSED = {403: "The token's user is not of this operator's organisation.",
 
 
 def _push(caller, operator: str, reports) -> list[Outcome]:
-    accounts = current_app.extensions["yizhan_ops"].accounts
-    return feeds.push(store(), accounts, caller, operator, reports, utcnow())
+    return feeds.push(store(), ops().accounts, caller, operator, reports, utcnow())
 
 
 @endpoint(bp, "/operators/<operator>/stations/<source_id>/status", method="PATCH", query=None,

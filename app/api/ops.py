@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, current_app, request
+from flask import Response, abort, request
 
 from app import auth  # the module, not its names: app.auth imports this package too
 from app.api import bodies, ops_serialize, serialize
 from app.api.args import AssessmentArgs, WorkOrderArgs
-from app.api.blueprint import bp, timezone
+from app.api.blueprint import bp, ops, timezone
 from app.api.contract import STORE_DOWN, endpoint
 from app.api.payloads import AmenityPayload, InspectionPayload, StationStatusPayload, TransitionPayload
 from app.geo.coordsys import WGS84
@@ -38,10 +38,6 @@ STATION = "/ops/stations/" + _ID.format("station_id")
 _NOT_VISIBLE = {404: "No such work order, or not one this caller may see."}
 _NOT_THEIRS = {403: "The caller sees it, but the role may not do this.",
                404: "No such station in the caller's organisation."}
-
-
-def _ops():
-    return current_app.extensions["yizhan_ops"]
 
 
 def staff():
@@ -74,7 +70,7 @@ class _Organisations:
 
 
 def _detail(detail) -> dict:
-    zone = _Organisations(_ops()).zone(detail.work_order.organisation_id)
+    zone = _Organisations(ops()).zone(detail.work_order.organisation_id)
     return ops_serialize.work_order_detail(detail, zone, utcnow())
 
 
@@ -100,9 +96,9 @@ def ops_work_orders(caller, args: WorkOrderArgs):
     """Admins see every work order; org managers their organisation's; station managers those at the
     stations they manage or given to them; workers those given to them."""
     now = utcnow()
-    found = _ops().list_work_orders(caller, status=args.status, station_id=args.station, category=args.category,
+    found = ops().list_work_orders(caller, status=args.status, station_id=args.station, category=args.category,
                                     overdue=True if args.overdue else None, now=now, limit=args.limit + 1)
-    orgs = _Organisations(_ops())
+    orgs = _Organisations(ops())
     rows = [(wo, orgs.names(wo), orgs.zone(wo.organisation_id)) for wo in found[:args.limit]]
     return ops_serialize.work_order_list(rows, len(found) > args.limit, now)
 
@@ -110,7 +106,7 @@ def ops_work_orders(caller, args: WorkOrderArgs):
 @endpoint(bp, WORK_ORDER, query=None, body=bodies.WorkOrderDetail, auth=staff, errors={**_NOT_VISIBLE, **STORE_DOWN},
           summary="One work order with its event log, photos, reports and the moves the caller may make.")
 def ops_work_order(caller, work_order_id: int):
-    return _detail(_ops().get_work_order(caller, work_order_id))
+    return _detail(ops().get_work_order(caller, work_order_id))
 
 
 @endpoint(bp, WORK_ORDER + "/transitions", method="POST", query=None, payload=TransitionPayload,
@@ -121,7 +117,7 @@ def ops_work_order(caller, work_order_id: int):
 def ops_transition(caller, payload: TransitionPayload, work_order_id: int):
     """`assignee` exactly with `to: assigned`, `reason` exactly with `to: closed` (`resolved` only
     from fixed). Answers the work order as it is now."""
-    detail = _ops().transition(caller, work_order_id, payload.to, note=payload.note, public=payload.public,
+    detail = ops().transition(caller, work_order_id, payload.to, note=payload.note, public=payload.public,
                                assignee=payload.assignee, reason=payload.reason)
     return _detail(detail)
 
@@ -132,7 +128,7 @@ def ops_transition(caller, payload: TransitionPayload, work_order_id: int):
 def ops_station_status(caller, payload: StationStatusPayload, station_id: int):
     """A closed station shows `open_state: closed` with `closed_reason` in every answer at once and
     stops matching `open_now` until it is opened again (or `until` passes)."""
-    return _station(_ops().set_station_status(caller, station_id, payload.status, payload.reason, payload.until))
+    return _station(ops().set_station_status(caller, station_id, payload.status, payload.reason, payload.until))
 
 
 @endpoint(bp, STATION + "/amenities", method="PATCH", query=None, payload=AmenityPayload,
@@ -140,7 +136,7 @@ def ops_station_status(caller, payload: StationStatusPayload, station_id: int):
           summary="Mark one of a station's amenities out of order (or working again).")
 def ops_station_amenity(caller, payload: AmenityPayload, station_id: int):
     """An out-of-order amenity is listed in `out_of_order` and stops matching that `amenity` filter."""
-    return _station(_ops().set_amenity(caller, station_id, payload.amenity, payload.out_of_order, payload.reason))
+    return _station(ops().set_amenity(caller, station_id, payload.amenity, payload.out_of_order, payload.reason))
 
 
 @endpoint(bp, "/ops/inspections", method="POST", status=201, query=None, payload=InspectionPayload,
@@ -148,7 +144,7 @@ def ops_station_amenity(caller, payload: AmenityPayload, station_id: int):
           summary="Record a station's daily inspection (站长制); each failed item opens or joins a work order.")
 def ops_inspection(caller, payload: InspectionPayload):
     """Photos are added through the staff page's form; this JSON form takes none."""
-    result = _ops().inspect(caller, payload.station_id, dict(payload.results), lat=payload.lat, lng=payload.lng,
+    result = ops().inspect(caller, payload.station_id, dict(payload.results), lat=payload.lat, lng=payload.lng,
                             note=payload.note)
     return ops_serialize.inspection(result, FAR_FROM_STATION_M)
 
@@ -157,7 +153,7 @@ def ops_inspection(caller, payload: InspectionPayload):
           errors={403: "Workers look after no stations.", **STORE_DOWN},
           summary="Stations in the caller's care not inspected since midnight (station's time zone).")
 def ops_not_inspected(caller):
-    return ops_serialize.stations_to_inspect(_ops().not_inspected_today(caller), ZoneInfo)
+    return ops_serialize.stations_to_inspect(ops().not_inspected_today(caller), ZoneInfo)
 
 
 @endpoint(bp, f"/ops/checklists/<any({', '.join(KINDS)}):kind>", query=None, body=bodies.Checklist, auth=staff,
@@ -180,7 +176,7 @@ _DOWNLOADS = {CSV_MEDIA_TYPE: "`format=csv`: the figures table, UTF-8 with a byt
 def ops_assessment(caller, args: AssessmentArgs):
     """Org managers and admins get the organisation's figures and each 站长's; a 站长 gets their own.
     The figures and how each is computed: README, "Assessment (考核)"."""
-    report = assess(_ops(), caller, args.org, args.period, utcnow())
+    report = assess(ops(), caller, args.org, args.period, utcnow())
     if args.format == "json":
         return ops_serialize.assessment(report)
     content, media = ((assessment_export.to_csv(report), CSV_MEDIA_TYPE) if args.format == "csv"

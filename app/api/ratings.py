@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import functools
 
-from flask import current_app
 
 from app import auth  # the module: app.auth imports this package, so its limiter is looked up late
 from app.api import bodies
-from app.api.blueprint import bp, store
+from app.api.blueprint import bp, ops, store
 from app.api.contract import STORE_DOWN, endpoint
 from app.api.errors import ApiError
 from app.api.payloads import CheckInPayload, RatingPayload
@@ -79,9 +78,8 @@ def rate_station(payload: RatingPayload, station_id: int):
 def check_in(payload: CheckInPayload, station_id: int):
     """"closed" or "not_found" from at least 3 devices (cookie `yizhan_device`) within 24 hours opens
     a `closed_unexpectedly` / `info_wrong` work order, or joins the open one."""
-    ops = current_app.extensions["yizhan_ops"]
     try:
-        done = checkins.CheckIns(ops).check_in(station_id, device_hash(), payload.outcome, utcnow())
+        done = checkins.CheckIns(ops()).check_in(station_id, device_hash(), payload.outcome, utcnow())
     except checkins.UnknownStation:
         raise _missing(station_id) from None
     return {"station_id": done.station_id, "outcome": done.outcome, "devices": done.devices,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.api import bodies, serialize
 from app.api.args import MAX_BOX, MAX_CIRCLE, MAX_NEAREST, BoxArgs, DetailArgs, NearestArgs
-from app.api.blueprint import bp, fresh_since, speeds_kmh, store, timezone
+from app.api.blueprint import bp, fresh_since, ops, speeds_kmh, store, timezone
 from app.api.contract import STORE_DOWN, endpoint, openapi_document
 from app.api.errors import ApiError
 from app.geo.coordsys import COORDSYS, WGS84, from_wgs84
@@ -74,6 +74,7 @@ def meta():
         "open_states": serialize.labelled(OPEN_STATES),
         "rating_tags": serialize.labelled(RATING_TAGS),
         "checkin_outcomes": serialize.labelled(CHECKIN_OUTCOMES),
+        "brands": [{"code": code, "name": name} for code, name in ops().accounts.brands()],
         "modes": serialize.labelled(
             {name: mode.labels for name, mode in MODES.items()},
             speed_kmh=speeds, metres_per_minute={m: round(v * 1000 / 60, 3) for m, v in speeds.items()},

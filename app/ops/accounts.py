@@ -31,6 +31,7 @@ from app.dbtime import from_db, to_db, utcnow
 from app.ops.errors import Conflict, Invalid, NotFound
 from app.ops.outbox import FORMATS as WEBHOOK_FORMATS, validate_webhook_url
 from app.stations.store import StationStore
+from app.stations.vocabulary import BRANDED_KINDS
 
 ROLES = ("admin", "org_manager", "station_manager", "worker")
 ORG_ROLES = tuple(role for role in ROLES if role != "admin")  # the roles that need an organisation
@@ -208,6 +209,18 @@ class Accounts:
             row = conn.execute(text(f"SELECT {_ORG_COLUMNS} FROM organisation WHERE id = :id"),
                                {"id": organisation_id}).first()
         return _organisation(row) if row else None
+
+    def brands(self) -> list[tuple[str, str]]:
+        """(code, name) of the organisations running at least one active battery-swap or charging
+        station, by code: the brands a courier may choose from (the finder's ``org`` filter)."""
+        kinds = sorted(BRANDED_KINDS)
+        with self._stations.reading() as conn:
+            rows = conn.execute(text(
+                "SELECT o.code, o.name FROM organisation o WHERE EXISTS (SELECT 1 FROM station_ops so"
+                " JOIN station s ON s.id = so.station_id WHERE so.organisation_id = o.id"
+                " AND s.status = 'active' AND s.kind IN :kinds) ORDER BY o.code"
+            ).bindparams(bindparam("kinds", expanding=True)), {"kinds": kinds})
+            return [(r.code, r.name) for r in rows]
 
     def organisation_by_code(self, code: str) -> Organisation | None:
         with self._stations.reading() as conn:

@@ -42,6 +42,9 @@ KIND_CORE_AMENITY = {
     "charging": "ebike_charging",
 }
 
+# Kinds whose operator is a brand a courier chooses: batteries and plugs fit one brand's cabinets.
+BRANDED_KINDS = ("battery_swap", "charging")
+
 ACCESS = {
     "public": {"zh-CN": "对公众开放", "en": "Open to the public"},
     "customers": {"zh-CN": "仅限顾客", "en": "Customers only"},

@@ -605,7 +605,11 @@
   }
   // "我的品牌": a courier's brand and battery type, remembered on the phone and sent as filters.
   function courierForm() {
-    var brand = el("input", { type: "text", name: "brand", value: state.brand, autocomplete: "off", "aria-label": t("courier.brand"), placeholder: t("courier.brand") });
+    // The brands running cabinets (from /meta) are offered as suggestions; a code typed by hand still works.
+    var brands = el("datalist", { id: "brands" }, ((state.meta && state.meta.brands) || []).map(function (b) {
+      return el("option", { value: b.code, label: b.name, text: b.name });
+    }));
+    var brand = el("input", { type: "text", name: "brand", value: state.brand, autocomplete: "off", list: "brands", "aria-label": t("courier.brand"), placeholder: t("courier.brand") });
     var battery = el("input", { type: "text", name: "battery", value: state.battery, autocomplete: "off", "aria-label": t("courier.battery"), placeholder: t("courier.battery") });
     var charged = el("button", { type: "button", class: "chip", "aria-pressed": String(state.charged), "data-filter": "available_now", text: t("filter.available_now") });
     charged.addEventListener("click", function () {
@@ -621,7 +625,7 @@
       load();
     });
     var form = el("form", { class: "courier", "aria-label": t("courier.label") }, [
-      brand, battery, el("button", { type: "submit", class: "chip courier-save", text: t("courier.save") }), mine, charged
+      brand, brands, battery, el("button", { type: "submit", class: "chip courier-save", text: t("courier.save") }), mine, charged
     ]);
     form.addEventListener("submit", function (e) {
       e.preventDefault();
