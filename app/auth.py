@@ -356,6 +356,9 @@ def init_app(app) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "yizhan")
+    # A moving window: "60 per minute" means any 60 seconds, not a clock minute, so a burst cannot
+    # get twice the limit across the turn of a minute (and a test's 61 requests cannot straddle it).
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://")):
         # A Redis that hangs must cost a request half a second, not a worker.
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5})
