@@ -19,6 +19,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth import current_principal
+from app.ops.categories import SENSOR_CATEGORIES
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound, OpsError
@@ -94,7 +95,7 @@ def _category_name(organisation_id: int | None, code: str, lang: str) -> str:
     """The organisation's name for a category code (the code itself if it has since removed it)."""
     names = g.setdefault("staff_categories", {})
     if organisation_id not in names:
-        names[organisation_id] = {c.code: c.names for c in _ops().categories(organisation_id)}
+        names[organisation_id] = {c.code: c.names for c in (*_ops().categories(organisation_id), *SENSOR_CATEGORIES)}
     found = names[organisation_id].get(code)
     return found[lang] if found else code
 

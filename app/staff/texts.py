@@ -261,6 +261,7 @@ SOURCE_WORDS = {
     "web": {"zh-CN": "网页", "en": "web form"},
     "open311": {"zh-CN": "Open311", "en": "Open311"},
     "inspection": {"zh-CN": "巡查", "en": "inspection"},
+    "sensor": {"zh-CN": "传感器", "en": "sensor"},
 }
 PRIORITY_WORDS = {
     "urgent": {"zh-CN": "紧急", "en": "urgent"},
