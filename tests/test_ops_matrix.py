@@ -70,9 +70,7 @@ MATRIX = {
     },
     # Sensor cleaning (issue #9 §4): a station's rule is its managers' to read and change.
     "ops_cleaning_rule": {
-        "read": ("GET", "/api/v1/ops/stations/{station}/cleaning-rule", None, CHANGE_STATION),
-    },
-    "ops_set_cleaning_rule": {
+        "read": ("PATCH", "/api/v1/ops/stations/{station}/cleaning-rule", {}, CHANGE_STATION),
         "threshold": ("PATCH", "/api/v1/ops/stations/{station}/cleaning-rule", {"visitor_threshold": 80},
                       CHANGE_STATION),
     },

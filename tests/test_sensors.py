@@ -301,7 +301,7 @@ def test_http_nan_and_oversize_bodies(client, world, sensors):
 
 def test_staff_edit_a_stations_rule(client, world, sensors):
     url = f"/api/v1/ops/stations/{world.station['a2']}/cleaning-rule"
-    shown = client.get(url, headers=world.bearer(EAST_BOSS))
+    shown = client.patch(url, json={}, headers=world.bearer(EAST_BOSS))
     assert shown.status_code == 200 and shown.get_json()["visitor_threshold"] == sensing.DEFAULT_THRESHOLD
     changed = client.patch(url, json={"visitor_threshold": 25, "grade": "class1"}, headers=world.bearer(EAST_BOSS))
     assert changed.status_code == 200

@@ -54,22 +54,14 @@ def sensor_reading(payload: ReadingPayload, device_id: str):
     return body, (201 if done.applied else 200)
 
 
-@endpoint(bp, STATION + "/cleaning-rule", query=None, body=bodies.CleaningRule, auth=staff,
-          errors={403: "The caller sees the station, but the role may not change it.",
-                  404: "No such station in the caller's organisation.", **STORE_DOWN},
-          summary="A station's sensor cleaning rule: visitor threshold, toilet grade (gas limits), offline time.")
-def ops_cleaning_rule(caller, station_id: int):
-    ops = current_app.extensions["yizhan_ops"]
-    ops.managed_station(caller, station_id)
-    return _rule(_sensors().rule(station_id))
-
-
 @endpoint(bp, STATION + "/cleaning-rule", method="PATCH", query=None, payload=CleaningRulePayload,
           body=bodies.CleaningRule, auth=staff,
           errors={403: "The caller sees the station, but the role may not change it.",
                   404: "No such station in the caller's organisation.", **STORE_DOWN},
-          summary="Change a station's cleaning rule (fields left out stay as they are).")
-def ops_set_cleaning_rule(caller, payload: CleaningRulePayload, station_id: int):
+          summary="A station's sensor cleaning rule: visitor threshold, toilet grade (gas limits), offline time.")
+def ops_cleaning_rule(caller, payload: CleaningRulePayload, station_id: int):
+    """Fields left out stay as they are (`{}` reads the rule). Answers the rule as it is now, with the
+    grade's gas limits and the visitors counted since the last cleaning."""
     ops = current_app.extensions["yizhan_ops"]
     ops.managed_station(caller, station_id)
     return _rule(_sensors().set_rule(station_id, threshold=payload.visitor_threshold, grade=payload.grade,
