@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-lighthouse clean
+.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-lighthouse bench-sensors clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
 setup: python db demo browser tools
@@ -82,3 +82,8 @@ bench-lighthouse: python browser demo
 ## clean: the virtualenv and test output (the station database in instance/ is kept)
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts bench/out
+
+## bench-sensors: 2,000 sensor devices through Mosquitto (and a 200-device baseline): loss and latency
+bench-sensors: python
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$(echo $$url | sed 's#/[^/]*$$#/yizhan_bench_sensors#')" $(PY) bench/sensors.py $(BENCH_ARGS)
