@@ -46,12 +46,14 @@ demo: db
 DEV_SECRET = $${YIZHAN_SECRET_KEY:-$$(test -s instance/secret_key || { mkdir -p instance && \
 	$(PY) -c 'import secrets; print(secrets.token_urlsafe(48))' > instance/secret_key; }; cat instance/secret_key)}
 
-## run: serve on http://$(HOST):$(PORT) with gunicorn, and run `ops tick` every minute beside it
+## run: serve on http://$(HOST):$(PORT) with gunicorn, and run `ops tick` every minute and the
+## sensors' MQTT listener (MQTT_BROKER, default mqtt://127.0.0.1:1883) beside it
 run: python db demo
 	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15, staff: /staff/)"
 	@export YIZHAN_SECRET_KEY="$(DEV_SECRET)"; \
 	  ( while sleep 60; do $(FLASK) ops tick >/dev/null || echo "ops tick failed" >&2; done ) & ticker=$$!; \
-	  trap 'kill $$ticker 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) sensors listen --broker "$${MQTT_BROKER:-mqtt://127.0.0.1:1883}" & listener=$$!; \
+	  trap 'kill $$ticker $$listener 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
 	    --logger-class app.logs.AccessLogger wsgi:app
 
