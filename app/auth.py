@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, has_request_context, redirect, render_template, request, session, url_for
 from flask.logging import default_handler
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -169,6 +170,10 @@ def _check_csrf():
     """Flask-WTF's check, for everything but bearer-token requests (see the module docstring)."""
     if not current_app.config["WTF_CSRF_ENABLED"] or bearer_token() is not None:
         return
+    if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+        # Reads need no check, and must not touch the session: reading it marks the answer
+        # "Vary: Cookie", which keeps caches from sharing public answers (/meta, the GBFS feed).
+        return
     if _is_api() and not current_user.is_authenticated:
         return  # no session speaks for this caller, so there is nothing to forge; a staff view answers 401
     csrf.protect(apply_exemptions=True)
@@ -288,6 +293,60 @@ def _ensure_secret_key(app) -> None:
         "restarts and are not shared between workers. Set YIZHAN_SECRET_KEY in production.")
 
 
+class _ReadTrackingSession(SecureCookieSession):
+    """A session that knows whether the answer depended on it.
+
+    Flask marks a session "accessed" (and so the answer ``Vary: Cookie``) as soon as anything
+    touches it, and Flask-Login's after-request housekeeping touches it on every request. Public
+    answers (/meta, searches, the GBFS feed) never ask who is calling, yet came out ``Vary:
+    Cookie``, so no cache could share them. Here only reading a key counts, and the
+    housekeeping key does not."""
+
+    _HOUSEKEEPING = frozenset({"_remember"})  # Flask-Login checks it after every request
+    _read = False
+
+    @property
+    def accessed(self) -> bool:
+        return self._read or self.modified
+
+    @accessed.setter
+    def accessed(self, _value: bool) -> None:
+        pass  # Flask sets it on any touch; reads below decide instead
+
+    def _note(self, key) -> None:
+        if key not in self._HOUSEKEEPING:
+            self._read = True
+
+    def __getitem__(self, key):
+        self._note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        self._note(key)
+        return super().__contains__(key)
+
+    def get(self, key, default=None):
+        self._note(key)
+        return super().get(key, default)
+
+    def setdefault(self, key, default=None):
+        self._read = True
+        return super().setdefault(key, default)
+
+    def __iter__(self):
+        self._read = True
+        return super().__iter__()
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    session_class = _ReadTrackingSession
+
+    def should_set_cookie(self, app, session) -> bool:
+        # Refresh a permanent session's cookie only on answers that used it: a Set-Cookie on a
+        # public, cacheable answer would hand one caller's session to the next.
+        return session.modified or (session.accessed and super().should_set_cookie(app, session))
+
+
 def init_app(app) -> None:
     _ensure_secret_key(app)
     # Flask's defaults are HttpOnly, no SameSite and not Secure: tighten what was not chosen.
@@ -307,6 +366,7 @@ def init_app(app) -> None:
     if default_handler not in limiter.logger.handlers:
         # Its warnings (Redis gone, back to Redis) go where the app's do; it ships with a NullHandler.
         limiter.logger.addHandler(default_handler)
+    app.session_interface = _SessionInterface()
     csrf.init_app(app)
     app.before_request(_check_csrf)
     login_manager.init_app(app)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from app.network.modes import MAX_SPEED_KMH, MIN_SPEED_KMH, MODES
 from app.stations.model import DEFAULT_TIMEZONE
@@ -118,6 +119,10 @@ def from_environment(instance_path: str) -> dict:
         # Signs staff login sessions and CSRF tokens. Unset: app.auth makes a random one per
         # process (sessions then end at restart and differ between workers) and says so.
         "SECRET_KEY": os.environ.get("YIZHAN_SECRET_KEY", ""),
+        # A staff login ends this long after its cookie was written (at login, or when the session
+        # last changed): Flask checks the cookie's signed timestamp, so a copied cookie stops
+        # working after a shift rather than a month (Flask's default).
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=_whole("YIZHAN_STAFF_SESSION_HOURS", 12, 1, 720, "hours")),
         # Rate-limit counters (Flask-Limiter), shared by all workers; when Redis is unreachable
         # each worker counts in its own memory until it is back (app.auth).
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or redis_url,

@@ -384,3 +384,44 @@ def test_a_new_password_ends_the_sessions_made_with_the_old_one(probe, staff):
     assert probe.get("/api/v1/_probe/whoami").get_json()["email"] == "li@example.cn"
     accounts.set_password("li@example.cn", "a brand new password")
     assert probe.get("/api/v1/_probe/whoami").get_json()["email"] is None
+
+
+# -- public answers do not depend on the session ---------------------------------------------
+
+
+def _varies_on_cookie(response) -> bool:
+    return "cookie" in {v.strip().lower() for v in response.headers.get("Vary", "").split(",")}
+
+
+def test_public_answers_neither_vary_on_nor_refresh_a_staff_session(web, staff):
+    """A logged-in 站长's browser asks public questions too: their answers must be shareable by a
+    cache (no "Vary: Cookie", no Set-Cookie), and the session must survive them."""
+    assert _log_in(web).status_code == 302
+    for path in ("/api/v1/meta", "/gbfs/gbfs.json", "/api/v1/stations/nearest?lat=27.83&lng=113.15",
+                 "/open311/v2/services.json"):
+        answer = web.get(path)
+        assert answer.status_code == 200, path
+        assert not _varies_on_cookie(answer), (path, answer.headers.get("Vary"))
+        assert answer.headers.getlist("Set-Cookie") == [], path
+    queue = web.get("/staff/")  # still logged in: the staff queue, not the login page
+    assert queue.status_code == 200 and _varies_on_cookie(queue)
+    assert _varies_on_cookie(web.get("/staff/login"))  # its form's CSRF token lives in the session
+
+
+@pytest.mark.parametrize("hours_ago, still_in", [(11, True), (13, False)])
+def test_a_session_cookie_ends_a_shift_after_it_was_written(web, staff, monkeypatch, hours_ago, still_in):
+    """The signed cookie carries when it was written; after YIZHAN_STAFF_SESSION_HOURS (12 by
+    default) a copy of it no longer logs anyone in, password unchanged or not."""
+    import time
+
+    from itsdangerous import TimestampSigner
+
+    assert web.application.permanent_session_lifetime.total_seconds() == 12 * 3600
+    with monkeypatch.context() as then:
+        then.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - hours_ago * 3600)
+        assert _log_in(web).status_code == 302
+    queue = web.get("/staff/")
+    if still_in:
+        assert queue.status_code == 200
+    else:
+        assert queue.status_code == 302 and queue.headers["Location"].startswith("/staff/login")

@@ -241,6 +241,13 @@ def test_rate_a_station_from_its_sheet(live, browser, monkeypatch):
     assert [r.outcome for r in kept] == ["worked"]
     shot(page, "05-rating")
     assert page.errors == []
+    listing = new_page(browser, *town.P)  # the results list shows the same average beside the name
+    listing.goto(live["url"] + "/")
+    names(listing)
+    item = listing.locator(f'#list .item[data-id="{baby.id}"]')
+    assert item.locator(".rating").inner_text() == "★ 3.4 · 1 人评价"
+    assert listing.locator("#list .item .rating").count() == 1  # unrated stations show nothing
+    assert listing.errors == []
 
 
 def test_offline_reload_shows_the_cached_list(live, browser):

@@ -179,3 +179,20 @@ def test_battery_counts_are_imported_and_checked(cli, store, tmp_path):
     bad = write(tmp_path, "bad.csv", header + "\nb2,换电柜,battery_swap,27.83,113.15,,,,,,-3\n")
     result = run_import(cli, bad)
     assert result.exit_code == 1 and "line 2: batteries_available:" in result.output
+
+
+def test_a_file_that_cannot_be_read_is_a_clear_error(cli, store, tmp_path, monkeypatch):
+    """No read permission (or a disk error) is said in one line, not a traceback; nothing is written.
+    As root every file is readable, so the refusal is simulated where the importer opens the file."""
+    from app.stations import importing
+
+    path = write(tmp_path, "locked.csv", HEADER + "\n1,好站,toilet,27.83,113.15,,,,,\n")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(importing, "open", refuse, raising=False)
+    result = run_import(cli, path)
+    assert result.exit_code == 1
+    assert f"Error: cannot read {path}: Permission denied" in result.output
+    assert "Traceback" not in result.output and store.count() == 0

@@ -398,3 +398,28 @@ def test_the_plot_keeps_true_distances_on_a_metre_grid():
     assert [(d.x, d.y) for d in alone.dots] == [(160.0, 100.0)] and alone.step_m == 100
     assert maps.plot([]) is None
     assert [maps.nice_step(v) for v in (0.5, 7, 10, 11, 180, 501)] == [1, 10, 10, 20, 200, 1000]
+
+
+# -- the public's check-ins ------------------------------------------------------------------
+
+
+def test_station_page_counts_the_publics_check_ins_of_the_last_week(world):
+    from app.ops.checkins import CheckIns
+
+    checkins = CheckIns(world["ops"])
+    now = utcnow()
+    a1, a2 = world["ids"]["a1"], world["ids"]["a2"]
+    checkins.check_in(a1, "dev-1", "worked", now - timedelta(hours=1))
+    checkins.check_in(a1, "dev-1", "worked", now - timedelta(minutes=30))  # one device twice
+    checkins.check_in(a1, "dev-2", "worked", now - timedelta(minutes=20))
+    checkins.check_in(a1, "dev-3", "not_found", now - timedelta(days=2))
+    checkins.check_in(a1, "dev-4", "closed", now - timedelta(days=8))  # older than a week: not counted
+    checkins.check_in(a2, "dev-5", "closed", now - timedelta(hours=2))  # another station
+    li = _log_in(world, "li")
+    page, html = _page(li, f"/staff/stations/{a1}/status")
+    assert page.status_code == 200
+    counts = dict(re.findall(r"<li>(\S+) <b>(\d+)</b>", html.split('class="checkin-counts"')[1].split("</ul>")[0]))
+    assert counts == {"正常使用": "3", "没开门": "0", "没找到": "1", "信息有误": "0"}
+    assert "2 台设备" in html and "1 台设备" in html
+    west = _log_in(world, "west_worker")
+    assert west.get(f"/staff/stations/{a1}/status").status_code == 404  # another organisation's station

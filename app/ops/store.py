@@ -411,6 +411,15 @@ class OpsStore:
                 " WHERE station_id = :sid ORDER BY id DESC LIMIT :limit"), {"sid": station_id, "limit": limit})
             return [{**r._mapping, "at": from_db(r.at), "until": from_db(r.until)} for r in rows]
 
+    def checkin_counts(self, station_id: int, since: datetime) -> dict[str, tuple[int, int]]:
+        """Check-ins at the station since ``since``: outcome → (check-ins, distinct devices)."""
+        with self.stations.reading() as conn:
+            rows = conn.execute(text(
+                "SELECT outcome, count(*) AS n, count(DISTINCT device_hash) AS devices FROM station_checkin"
+                " WHERE station_id = :sid AND created_at > :since GROUP BY outcome"),
+                {"sid": station_id, "since": self._t(conn, since)})
+            return {r.outcome: (r.n, r.devices) for r in rows}
+
     def insert_inspection(self, station_id: int, inspector_id: int, now: datetime, lat: float | None,
                           lng: float | None, distance_m: float | None, far: bool, note: str) -> int:
         with self.stations.transaction() as conn:

@@ -11,7 +11,7 @@ are only asked, and their errors (app.ops.errors) written as pages, in one handl
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, g, make_response, redirect, render_template, request, url_for
@@ -25,6 +25,7 @@ from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound, OpsError
 from app.ops.feedback import ANSWERS as FEEDBACK_ANSWERS
+from app.ops.checkins import OUTCOMES as CHECKIN_OUTCOMES
 from app.ops.photos import MAX_PHOTOS
 from app.ops.service import ASSIGNABLE_ROLES, MANAGING_ROLES
 from app.ops.workflow import CLOSING_REASONS, STATE_TYPES
@@ -381,6 +382,10 @@ def _until(zone: ZoneInfo) -> datetime | None:
     return local.replace(tzinfo=zone) if local.tzinfo is None else local
 
 
+# How far back the station page counts the public's check-ins: a week shows a pattern.
+CHECKIN_DAYS = timedelta(days=7)
+
+
 def _status_page(station, status: int = 200, problem: str | None = None, typed: dict | None = None):
     lang = page_lang()
     typed = typed or {}
@@ -396,8 +401,12 @@ def _status_page(station, status: int = 200, problem: str | None = None, typed: 
                          and row["subject"] in AMENITIES else ""),
                 "value": _status_word(row["value"], lang), "reason": row["reason"]}
                for row in _ops().store.status_history(station.id, limit=10)]
+    counts = _ops().store.checkin_counts(station.id, now - CHECKIN_DAYS)
+    checkins = [{"label": names[lang], "count": counts.get(outcome, (0, 0))[0],
+                 "devices": counts.get(outcome, (0, 0))[1]} for outcome, names in CHECKIN_OUTCOMES.items()]
     return _page(
         "status.html", status, station=station, kind=KINDS[station.kind][lang], problem=problem, typed=typed,
+        checkins=checkins,
         closed=hours.reason, until=hours.next_change.astimezone(zone).strftime(TIME_FORMAT)
         if hours.reason is not None and hours.next_change else None,
         amenities=amenities, history=history, saved=bool(request.args.get("saved")) and problem is None,

@@ -608,4 +608,6 @@ def parse_file(
             result.stations.append(station)
     except UnicodeDecodeError:
         raise _undecodable(path, encoding) from None
+    except OSError as exc:  # no read permission, a disk error, a file removed while read
+        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     return result

@@ -344,6 +344,7 @@
           el("span", { class: "item-name", text: s.name }),
           el("span", { class: "item-meta", text: label(state.meta && state.meta.kinds, s.kind) + " · " + distanceText(d) + " · " + minutes }),
           el("span", { class: "item-meta state-" + s.open_state, text: openText(s) }),
+          s.rating ? el("span", { class: "item-meta rating", text: ratingText(s.rating) }) : null,
           s.batteries_available != null ? el("span", { class: "item-meta batteries", text: t("batteries", { n: s.batteries_available }) }) : null
         ])
       ]);
