@@ -40,6 +40,7 @@ sys.path.insert(0, PROJECT)
 from app import create_app  # noqa: E402
 from app.config import normalise_database_url  # noqa: E402
 from app.dbtime import from_db  # noqa: E402
+from app.ops.sensor_listener import forget_session  # noqa: E402
 from app.ops.sensors import Sensors, topic_for  # noqa: E402
 from app.stations.backends import drop_all_tables  # noqa: E402
 from app.stations.model import StationInput  # noqa: E402
@@ -167,9 +168,7 @@ def run(app, devices: int, tag: str, duration: float):
     for client in publishers:
         client.disconnect()
         client.loop_stop()
-    forget = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    forget.connect("127.0.0.1", 1883)
-    forget.disconnect()
+    forget_session("mqtt://127.0.0.1:1883", client_id)
 
     with store.reading() as conn:
         stored = conn.execute(text("SELECT count(*) FROM sensor_reading WHERE device_id LIKE :p"),

@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
-from app.ops.sensor_listener import Listener
+from app.ops.sensor_listener import Listener, forget_session
 from app.ops.sensors import CLEANING, OFFLINE, Sensors, topic_for
 from app.stations.backends import drop_all_tables
 from tests.helpers import station
@@ -102,18 +102,7 @@ class Running:
         self.listener.stop()
         self.thread.join(DEADLINE_S)
         assert not self.thread.is_alive()
-        _forget_session(self.broker, self.client_id)
-
-
-def _forget_session(broker, client_id):
-    """Connect once with a clean session, so the broker drops the persistent one."""
-    host, port = broker.removeprefix("mqtt://").split(":")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    try:
-        client.connect(host, int(port))
-        client.disconnect()
-    except OSError:
-        pass  # a private broker already gone: nothing kept
+        forget_session(self.broker, self.client_id)
 
 
 def _publish(messages, port=1883):

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -294,58 +295,98 @@ class Sensors:
 
     def record(self, device_id: str, reading: Reading, now: datetime | None = None) -> Recorded:
         """Apply one reading, once; ``Rejected`` for an unknown device, a bad time or a flood."""
+        (done,) = self.record_many([(device_id, reading)], now)
+        if isinstance(done, Rejected):
+            raise done
+        return done
+
+    def record_many(self, readings: Sequence[tuple[str, Reading]],
+                    now: datetime | None = None) -> list[Recorded | Rejected]:
+        """Apply (device id, reading) pairs in order, in ONE transaction, each in a savepoint of its
+        own: a rejected reading (unknown device, bad time, flood) is rolled back alone and comes back
+        as its ``Rejected`` in the answer, in its place. A database error aborts the whole call (the
+        caller retries it; readings already applied are then duplicates, applied once).
+
+        Per reading: the insert (with the flood check in it) and the update of the station's
+        counters; the devices are read, and those that spoke are touched, once per call."""
         now = now or utcnow()
-        check_time(reading.ts, now)
-        start, end = _minute(reading.ts)
+        zone = ZoneInfo(self._ops.timezone_of(None))
+        answers: list[Recorded | Rejected] = []
         with self._stations.transaction() as conn:
-            d = conn.dialect.name
-            device = conn.execute(text(
-                "SELECT station_id, offline_since, (SELECT count(*) FROM sensor_reading r"
-                " WHERE r.device_id = :dev AND r.ts >= :m0 AND r.ts < :m1) AS in_minute"
-                " FROM sensor_device WHERE device_id = :dev"),
-                {"dev": device_id, "m0": to_db(start, d), "m1": to_db(end, d)}).first()
-            if device is None:
-                raise Rejected("unknown_device", f"no device {device_id!r} is registered")
-            ts = to_db(reading.ts, d)
-            inserted = conn.execute(text(
-                "INSERT INTO sensor_reading (device_id, ts, people_in, nh3, h2s, received_at)"
-                " VALUES (:dev, :ts, :n, :nh3, :h2s, :now) ON CONFLICT (device_id, ts) DO NOTHING"),
-                {"dev": device_id, "ts": ts, "n": reading.people_in, "nh3": reading.nh3, "h2s": reading.h2s,
-                 "now": to_db(now, d)}).rowcount == 1
-            if not inserted:  # a redelivery: applied before, nothing to do
+            devices = self._devices(conn, {device_id for device_id, _ in readings})
+            for device_id, reading in readings:
+                try:
+                    with self._stations.transaction():  # a savepoint: a rejection undoes this reading only
+                        answers.append(self._apply(conn, device_id, devices.get(device_id), reading, zone, now))
+                except Rejected as exc:
+                    answers.append(exc)
+            spoke = {device_id for (device_id, _), done in zip(readings, answers)
+                     if isinstance(done, Recorded) and done.applied}
+            if spoke:
+                conn.execute(text("UPDATE sensor_device SET last_seen_at = :now, offline_since = NULL"
+                                  " WHERE device_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+                             {"ids": sorted(spoke), "now": to_db(now, conn.dialect.name)})
+            for station_id in sorted({devices[d].station_id for d in spoke if devices[d].offline_since is not None}):
+                self._back_online(conn, station_id, now)
+        return answers
+
+    @staticmethod
+    def _devices(conn, device_ids: set[str]) -> dict[str, Any]:
+        if not device_ids:
+            return {}
+        query = text("SELECT device_id, station_id, offline_since FROM sensor_device WHERE device_id IN :ids"
+                     ).bindparams(bindparam("ids", expanding=True))
+        return {row.device_id: row for row in conn.execute(query, {"ids": sorted(device_ids)})}
+
+    def _apply(self, conn, device_id: str, device, reading: Reading, zone: ZoneInfo, now: datetime) -> Recorded:
+        check_time(reading.ts, now)
+        if device is None:
+            raise Rejected("unknown_device", f"no device {device_id!r} is registered")
+        d = conn.dialect.name
+        start, end = _minute(reading.ts)
+        ts = to_db(reading.ts, d)
+        # The flood check is part of the insert (no extra round trip); nothing inserted means a
+        # repeat of a stored reading, or else a flood.
+        inserted = conn.execute(text(
+            "INSERT INTO sensor_reading (device_id, ts, people_in, nh3, h2s, received_at)"
+            " SELECT :dev, :ts, :n, :nh3, :h2s, :now WHERE (SELECT count(*) FROM sensor_reading r"
+            "  WHERE r.device_id = :dev AND r.ts >= :m0 AND r.ts < :m1) < :most"
+            " ON CONFLICT (device_id, ts) DO NOTHING"),
+            {"dev": device_id, "ts": ts, "n": reading.people_in, "nh3": reading.nh3, "h2s": reading.h2s,
+             "now": to_db(now, d), "m0": to_db(start, d), "m1": to_db(end, d),
+             "most": MAX_READINGS_PER_MINUTE}).rowcount == 1
+        if not inserted:
+            stored = conn.execute(text("SELECT 1 FROM sensor_reading WHERE device_id = :dev AND ts = :ts"),
+                                  {"dev": device_id, "ts": ts}).first()
+            if stored is not None:  # a redelivery: applied before, nothing to do
                 return Recorded(False, device.station_id, None, False)
-            if device.in_minute >= MAX_READINGS_PER_MINUTE:
-                raise Rejected("flood", f"more than {MAX_READINGS_PER_MINUTE} readings from {device_id!r} "
-                                        "within one minute")  # the transaction rolls back: not applied
-            conn.execute(text("UPDATE sensor_device SET last_seen_at = :now, offline_since = NULL"
-                              " WHERE device_id = :dev"), {"dev": device_id, "now": to_db(now, d)})
-            day = reading.ts.astimezone(ZoneInfo(self._ops.timezone_of(None))).date().isoformat()
-            counters = conn.execute(text(
-                "UPDATE station_cleaning SET"
-                " visitors_since_cleaning = CASE WHEN last_cleaned_at IS NULL OR last_cleaned_at < :ts"
-                "   THEN visitors_since_cleaning + :n ELSE visitors_since_cleaning END,"
-                " visitors_today = CASE WHEN visitors_day = :day THEN visitors_today + :n"
-                "   WHEN visitors_day IS NULL OR visitors_day < :day THEN :n ELSE visitors_today END,"
-                " visitors_day = CASE WHEN visitors_day IS NULL OR visitors_day < :day THEN :day"
-                "   ELSE visitors_day END,"
-                " nh3_latest = COALESCE(:nh3, nh3_latest), h2s_latest = COALESCE(:h2s, h2s_latest)"
-                " WHERE station_id = :sid RETURNING visitors_since_cleaning, visitor_threshold, grade,"
-                " cleaning_work_order_id"),
-                {"sid": device.station_id, "ts": ts, "n": reading.people_in, "day": day,
-                 "nh3": reading.nh3, "h2s": reading.h2s}).first()
-            if device.offline_since is not None:
-                self._back_online(conn, device.station_id, now)
-            if counters is None:  # no rule row (a device bound outside `register`): counted nowhere
-                return Recorded(True, device.station_id, None, False)
-            open_id, opened = counters.cleaning_work_order_id, False
-            why = self._why_clean(counters, reading)
-            if why and open_id is None:
-                open_id = self._open(device.station_id, CLEANING, why, now)
-                opened = open_id is not None
-                if opened:
-                    conn.execute(text("UPDATE station_cleaning SET cleaning_work_order_id = :wo"
-                                      " WHERE station_id = :sid"), {"wo": open_id, "sid": device.station_id})
-            return Recorded(True, device.station_id, open_id, opened)
+            raise Rejected("flood", f"more than {MAX_READINGS_PER_MINUTE} readings from {device_id!r} "
+                                    "within one minute")
+        day = reading.ts.astimezone(zone).date().isoformat()
+        counters = conn.execute(text(
+            "UPDATE station_cleaning SET"
+            " visitors_since_cleaning = CASE WHEN last_cleaned_at IS NULL OR last_cleaned_at < :ts"
+            "   THEN visitors_since_cleaning + :n ELSE visitors_since_cleaning END,"
+            " visitors_today = CASE WHEN visitors_day = :day THEN visitors_today + :n"
+            "   WHEN visitors_day IS NULL OR visitors_day < :day THEN :n ELSE visitors_today END,"
+            " visitors_day = CASE WHEN visitors_day IS NULL OR visitors_day < :day THEN :day"
+            "   ELSE visitors_day END,"
+            " nh3_latest = COALESCE(:nh3, nh3_latest), h2s_latest = COALESCE(:h2s, h2s_latest)"
+            " WHERE station_id = :sid RETURNING visitors_since_cleaning, visitor_threshold, grade,"
+            " cleaning_work_order_id"),
+            {"sid": device.station_id, "ts": ts, "n": reading.people_in, "day": day,
+             "nh3": reading.nh3, "h2s": reading.h2s}).first()
+        if counters is None:  # no rule row (a device bound outside `register`): counted nowhere
+            return Recorded(True, device.station_id, None, False)
+        open_id, opened = counters.cleaning_work_order_id, False
+        why = self._why_clean(counters, reading)
+        if why and open_id is None:
+            open_id = self._open(device.station_id, CLEANING, why, now)
+            opened = open_id is not None
+            if opened:
+                conn.execute(text("UPDATE station_cleaning SET cleaning_work_order_id = :wo"
+                                  " WHERE station_id = :sid"), {"wo": open_id, "sid": device.station_id})
+        return Recorded(True, device.station_id, open_id, opened)
 
     @staticmethod
     def _why_clean(counters, reading: Reading) -> str | None:
