@@ -124,8 +124,8 @@ def _reading(ts: datetime, people: int, **gases) -> bytes:
     return json.dumps({"ts": ts.isoformat(), "people_in": people, **gases}).encode()
 
 
-def _wait(condition, what: str):
-    deadline = time.monotonic() + DEADLINE_S
+def _wait(condition, what: str, deadline_s: float = DEADLINE_S):
+    deadline = time.monotonic() + deadline_s
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.05)
@@ -232,9 +232,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _mosquitto(port):
-    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _mosquitto(port, limits: str | None = None):
+    """A private broker on ``port``; with ``limits``, a configuration file of ours appended to its own."""
+    command = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-p", str(port)]
+    if limits is not None:
+        config = os.path.join(tempfile.mkdtemp(prefix="yizhan-mosquitto-"), "mosquitto.conf")
+        with open(config, "w") as out, open(limits) as ours:
+            out.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n{ours.read()}")
+        command = command[:1] + ["-c", config]
+    broker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + DEADLINE_S
     while True:
         try:
@@ -289,3 +295,76 @@ def test_sensors_listen_stops_gracefully_on_sigterm(committed):
     finally:
         broker.terminate()
         broker.wait(DEADLINE_S)
+
+
+BURST_DEVICES, BURST_EACH = 50, 60  # 3,000 readings, each device's 10 s apart (never a flood)
+
+
+def test_a_burst_published_while_the_listener_is_away_is_applied_exactly_once(committed):
+    """3,000 readings published while the listener is stopped wait in its persistent session (the
+    broker configured with deploy/mosquitto-yizhan.conf: Mosquitto's default keeps only 1,000) and
+    are all applied once it is back, the station's counters summing each reading once. Then a
+    listener that commits but never acknowledges (a crash between the two) gets them all again
+    from the broker, and each is a duplicate: nothing is counted twice."""
+    app, ops, ids, _ = committed
+    sensors, t2 = Sensors(ops), ids["t2"]
+    devices = [f"burst-{RUN}-{k}" for k in range(BURST_DEVICES)]
+    for device in devices:
+        sensors.register(device, t2, threshold=100_000)
+    before = _scalar(ops, "SELECT visitors_since_cleaning FROM station_cleaning WHERE station_id = :s", s=t2)
+    start = datetime.now(timezone.utc) - timedelta(seconds=10 * BURST_EACH + 60)
+    messages = [(topic_for(device), _reading(start + timedelta(seconds=10 * i), (i + k) % 4))
+                for i in range(BURST_EACH) for k, device in enumerate(devices)]
+    people = sum((i + k) % 4 for i in range(BURST_EACH) for k in range(BURST_DEVICES))
+    stored = lambda: _scalar(ops, "SELECT count(*) FROM sensor_reading WHERE device_id LIKE :p",  # noqa: E731
+                             p=f"burst-{RUN}-%")
+    port = _free_port()
+    broker = _mosquitto(port, os.path.join(PROJECT, "deploy", "mosquitto-yizhan.conf"))
+    url, client_id = f"mqtt://127.0.0.1:{port}", f"burst-{RUN}"
+    try:
+        with _listening(ops, url, client_id) as listener:  # the session exists from here on
+            pass
+        _publish(messages, port)
+        assert stored() == 0
+        with _listening(ops, url, client_id) as listener:
+            _wait(lambda: listener.stats.applied >= len(messages), "the backlog applied", deadline_s=120)
+        assert stored() == len(messages) and listener.stats.applied == len(messages)
+        assert listener.stats.batches < len(messages) / 10  # applied in batches, not one by one
+        counted = _scalar(ops, "SELECT visitors_since_cleaning FROM station_cleaning WHERE station_id = :s", s=t2)
+        assert counted - before == people
+
+        again = [(topic_for(device), _reading(datetime.now(timezone.utc), 1)) for device in devices]
+        with _listening(ops, url, client_id, acknowledge=False) as listener:
+            _publish(again, port)
+            _wait(lambda: listener.stats.applied >= len(again), "the new readings applied")
+        with _listening(ops, url, client_id) as listener:
+            _wait(lambda: listener.stats.duplicates >= len(again), "the unacknowledged readings again")
+            assert listener.stats.applied == 0
+        assert stored() == len(messages) + len(again)
+        counted = _scalar(ops, "SELECT visitors_since_cleaning FROM station_cleaning WHERE station_id = :s", s=t2)
+        assert counted - before == people + len(again)
+    finally:
+        forget_session(url, client_id)
+        broker.terminate()
+        broker.wait(DEADLINE_S)
+
+
+class _listening:
+    """A listener in a thread on ``url`` with a fixed client id, stopped afterwards with its session
+    kept; ``acknowledge=False`` commits but never acknowledges (a crash between the two)."""
+
+    def __init__(self, ops, url, client_id, acknowledge=True):
+        self.listener = Listener(ops, url, client_id)
+        if not acknowledge:
+            self.listener._client.ack = lambda mid, qos: None
+        self.thread = threading.Thread(target=self.listener.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.listener.connected.wait(DEADLINE_S), "the listener never connected"
+        return self.listener
+
+    def __exit__(self, *exc):
+        self.listener.stop()
+        self.thread.join(DEADLINE_S)
+        assert not self.thread.is_alive()
