@@ -78,12 +78,14 @@ def _percentiles(values: list[float]) -> str:
             f"max {ordered[-1] * 1000:.0f} ms (n={len(ordered):,})")
 
 
-def _stations(store, count: int, tag: str) -> list[int]:
+def _stations(store, ops, count: int, tag: str) -> list[int]:
     rows = [StationInput(source=f"bench-{tag}", source_id=str(i), name=f"压测公厕 {i}", kind="toilet",
                          lat=27.80 + (i % 100) * 0.001, lng=113.10 + (i // 100) * 0.001,
                          amenities_yes=amenity_mask({"toilet"}), amenities_no=0, opening_hours="24/7",
                          status="active", timezone="Asia/Shanghai") for i in range(count)]
     store.upsert(rows)
+    # Sensors sit on stations an organisation looks after: their work orders are routed to it.
+    ops.accounts.assign_stations("bench", f"bench-{tag}", [str(i) for i in range(count)])
     with store.reading() as conn:
         return [r.id for r in conn.execute(text("SELECT id FROM station WHERE source = :s ORDER BY id"),
                                            {"s": f"bench-{tag}"})]
@@ -115,7 +117,7 @@ def _stored(store, tag: str) -> int:
 def run(app, devices: int, tag: str, duration: float):
     store, ops = app.extensions["yizhan_store"], app.extensions["yizhan_ops"]
     sensors = Sensors(ops)
-    stations = _stations(store, devices // DEVICES_PER_STATION, tag)
+    stations = _stations(store, ops, devices // DEVICES_PER_STATION, tag)
     names = [f"bench-{tag}-{uuid.uuid4().hex[:6]}-{i}" for i in range(devices)]
     for i, name in enumerate(names):
         sensors.register(name, stations[i // DEVICES_PER_STATION], threshold=THRESHOLD)
@@ -196,6 +198,7 @@ def main():
         upgrade()
     ops = app.extensions["yizhan_ops"]
     ops.accounts.create_user("bench@yizhan.example", "bench password 1", "admin")
+    ops.accounts.create_organisation("bench", "压测环卫所")
     print(f"store: PostGIS ({make_url(url).database}); broker: Mosquitto 127.0.0.1:1883")
     base_lost, base_e2e, _ = run(app, 200, "base", BASELINE_DURATION)
     lost, e2e, _ = run(app, 2000, "load", DURATION)
