@@ -2,9 +2,10 @@
 
 People counters (optionally with NH3 / H2S sensors) are registered to a station and send
 readings: over MQTT on ``yizhan/sensors/<device_id>/reading`` (app.ops.sensor_listener) or by
-POST to /api/v1/sensors/<device_id>/readings with the device's token. Each applied reading is one
-small transaction: insert the reading (its primary key (device, ts) makes a repeat a no-op), touch
-the device, add ``people_in`` to the station's counters row. When the visitors since the last
+POST to /api/v1/sensors/<device_id>/readings with the device's token. Readings are applied in
+batches (``record_many``: one transaction, a savepoint per reading): insert the reading (its
+primary key (device, ts) makes a repeat a no-op), add ``people_in`` to the station's counters row;
+the devices that spoke are touched once per batch. When the visitors since the last
 cleaning reach the station's threshold, or a gas is above the limit for the toilet's grade, a
 ``cleaning_required`` work order is opened (at most one open per station: the counters row
 remembers it, the unique index on open work orders backs that up). Fixing or closing it — the
