@@ -145,6 +145,44 @@ def test_unknown_device_bad_times_and_a_flood_are_rejected(store, world, sensors
     assert sensors.record("pc-flood", Reading(start + timedelta(seconds=61), 1), now=start).applied
 
 
+def test_a_batch_applies_each_reading_once_and_a_rejected_one_alone(store, ops, world, sensors):
+    """``record_many``: one transaction; the unknown device, the bad time, the flood and the repeat
+    in the middle of the batch take nothing from the readings around them."""
+    a2 = world.station["a2"]
+    sensors.register("pc-batch", a2, threshold=50, now=T0)
+    sensors.register("pc-batch-2", a2, now=T0)
+    start = T0 + timedelta(minutes=3)
+    full_minute = [("pc-batch", Reading(start + timedelta(milliseconds=500 * i), 1))
+                   for i in range(sensing.MAX_READINGS_PER_MINUTE)]  # 60 people: past the threshold
+    batch = [
+        ("pc-batch-2", Reading(start - timedelta(seconds=30), 2)),
+        *full_minute[:30],
+        ("nobody", Reading(start, 1)),
+        ("pc-batch-2", Reading(start - timedelta(days=8), 1)),
+        *full_minute[30:],
+        ("pc-batch", Reading(start + timedelta(seconds=59), 1)),  # the 61st of that minute
+        full_minute[0],  # a repeat within the same batch
+        ("pc-batch-2", Reading(start - timedelta(seconds=20), 3)),
+    ]
+    answers = sensors.record_many(batch, now=start)
+    kinds = [a.reason if isinstance(a, Rejected) else a.applied for a in answers]
+    assert kinds == [True] * 31 + ["unknown_device", "bad_time"] + [True] * 30 + ["flood", False, True]
+    assert _count(store, a2) == 2 + 60 + 3
+    opened = [a for a in answers if not isinstance(a, Rejected) and a.opened]
+    assert len(opened) == 1 and _work_orders(store, CLEANING) == [(opened[0].cleaning_work_order_id, "new", a2,
+                                                                   "sensor")]
+    with store.reading() as conn:
+        stored = dict(conn.execute(text("SELECT device_id, count(*) FROM sensor_reading WHERE device_id LIKE"
+                                        " 'pc-batch%' GROUP BY device_id")).all())
+        seen = conn.execute(text("SELECT count(*) FROM sensor_device WHERE device_id LIKE 'pc-batch%'"
+                                 " AND last_seen_at IS NOT NULL")).scalar()
+    assert stored == {"pc-batch": 60, "pc-batch-2": 2} and seen == 2
+    # The whole batch again (a redelivery after a crash before the acknowledgement): nothing new.
+    again = sensors.record_many(batch, now=start)
+    assert not any(a.applied for a in again if not isinstance(a, Rejected))
+    assert _count(store, a2) == 65
+
+
 @pytest.mark.parametrize("payload, field", [
     (b"not json", None), (b"[1, 2]", None), (b'{"ts": "2026-11-20T08:00:00", "people_in": 1}', "ts"),
     (b'{"ts": "yesterday", "people_in": 1}', "ts"), (b'{"ts": "2026-11-20T08:00:00+08:00", "people_in": -1}',
