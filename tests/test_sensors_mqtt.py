@@ -85,12 +85,17 @@ def committed(request, apps):
 
 
 class Running:
-    """A listener in a thread, stopped (and its broker session forgotten) afterwards."""
+    """A listener in a thread, stopped afterwards. Without a ``client_id`` it gets one of its own and
+    its broker session is forgotten on the way out; with one, the session is kept for the next.
+    ``acknowledge=False`` commits but never acknowledges (a crash between the two)."""
 
-    def __init__(self, ops, broker=SHARED):
-        self.client_id = f"yizhan-test-{uuid.uuid4().hex[:12]}"
+    def __init__(self, ops, broker=SHARED, client_id=None, acknowledge=True):
+        self.client_id = client_id or f"yizhan-test-{uuid.uuid4().hex[:12]}"
+        self.forget = client_id is None
         self.broker = broker
         self.listener = Listener(ops, broker, self.client_id)
+        if not acknowledge:
+            self.listener._client.ack = lambda mid, qos: None
         self.thread = threading.Thread(target=self.listener.run, daemon=True)
 
     def __enter__(self):
@@ -102,7 +107,8 @@ class Running:
         self.listener.stop()
         self.thread.join(DEADLINE_S)
         assert not self.thread.is_alive()
-        forget_session(self.broker, self.client_id)
+        if self.forget:
+            forget_session(self.broker, self.client_id)
 
 
 def _publish(messages, port=1883):
@@ -322,11 +328,11 @@ def test_a_burst_published_while_the_listener_is_away_is_applied_exactly_once(co
     broker = _mosquitto(port, os.path.join(PROJECT, "deploy", "mosquitto-yizhan.conf"))
     url, client_id = f"mqtt://127.0.0.1:{port}", f"burst-{RUN}"
     try:
-        with _listening(ops, url, client_id) as listener:  # the session exists from here on
+        with Running(ops, url, client_id) as listener:  # the session exists from here on
             pass
         _publish(messages, port)
         assert stored() == 0
-        with _listening(ops, url, client_id) as listener:
+        with Running(ops, url, client_id) as listener:
             _wait(lambda: listener.stats.applied >= len(messages), "the backlog applied", deadline_s=120)
         assert stored() == len(messages) and listener.stats.applied == len(messages)
         assert listener.stats.batches < len(messages) / 10  # applied in batches, not one by one
@@ -334,10 +340,10 @@ def test_a_burst_published_while_the_listener_is_away_is_applied_exactly_once(co
         assert counted - before == people
 
         again = [(topic_for(device), _reading(datetime.now(timezone.utc), 1)) for device in devices]
-        with _listening(ops, url, client_id, acknowledge=False) as listener:
+        with Running(ops, url, client_id, acknowledge=False) as listener:
             _publish(again, port)
             _wait(lambda: listener.stats.applied >= len(again), "the new readings applied")
-        with _listening(ops, url, client_id) as listener:
+        with Running(ops, url, client_id) as listener:
             _wait(lambda: listener.stats.duplicates >= len(again), "the unacknowledged readings again")
             assert listener.stats.applied == 0
         assert stored() == len(messages) + len(again)
@@ -347,24 +353,3 @@ def test_a_burst_published_while_the_listener_is_away_is_applied_exactly_once(co
         forget_session(url, client_id)
         broker.terminate()
         broker.wait(DEADLINE_S)
-
-
-class _listening:
-    """A listener in a thread on ``url`` with a fixed client id, stopped afterwards with its session
-    kept; ``acknowledge=False`` commits but never acknowledges (a crash between the two)."""
-
-    def __init__(self, ops, url, client_id, acknowledge=True):
-        self.listener = Listener(ops, url, client_id)
-        if not acknowledge:
-            self.listener._client.ack = lambda mid, qos: None
-        self.thread = threading.Thread(target=self.listener.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.listener.connected.wait(DEADLINE_S), "the listener never connected"
-        return self.listener
-
-    def __exit__(self, *exc):
-        self.listener.stop()
-        self.thread.join(DEADLINE_S)
-        assert not self.thread.is_alive()
