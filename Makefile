@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-live bench-lighthouse clean
+.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
 setup: python db demo browser tools
@@ -46,14 +46,16 @@ demo: db
 DEV_SECRET = $${YIZHAN_SECRET_KEY:-$$(test -s instance/secret_key || { mkdir -p instance && \
 	$(PY) -c 'import secrets; print(secrets.token_urlsafe(48))' > instance/secret_key; }; cat instance/secret_key)}
 
-## run: serve on http://$(HOST):$(PORT) with gunicorn; beside it `ops tick` every minute and the
-## operators' feed poller (`feeds poll`, which waits for each feed's ttl itself)
+## run: serve on http://$(HOST):$(PORT) with gunicorn; beside it `ops tick` every minute, the
+## operators' feed poller (`feeds poll`, which waits for each feed's ttl itself) and the sensors'
+## MQTT listener (MQTT_BROKER, default mqtt://127.0.0.1:1883)
 run: python db demo
 	@echo "Serving on http://$(HOST):$(PORT)  (try /api/v1/stations/nearest?lat=27.83&lng=113.15, staff: /staff/)"
 	@export YIZHAN_SECRET_KEY="$(DEV_SECRET)"; \
 	  ( while sleep 60; do $(FLASK) ops tick >/dev/null || echo "ops tick failed" >&2; done ) & ticker=$$!; \
 	  $(FLASK) feeds poll & poller=$$!; \
-	  trap 'kill $$ticker $$poller 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) sensors listen --broker "$${MQTT_BROKER:-mqtt://127.0.0.1:1883}" & listener=$$!; \
+	  trap 'kill $$ticker $$poller $$listener 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
 	    --logger-class app.logs.AccessLogger wsgi:app
 
@@ -89,3 +91,8 @@ bench-lighthouse: python browser demo
 ## clean: the virtualenv and test output (the station database in instance/ is kept)
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts bench/out
+
+## bench-sensors: 2,000 sensor devices through Mosquitto (and a 200-device baseline): loss and latency
+bench-sensors: python
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$(echo $$url | sed 's#/[^/]*$$#/yizhan_bench_sensors#')" $(PY) bench/sensors.py $(BENCH_ARGS)

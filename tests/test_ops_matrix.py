@@ -90,6 +90,16 @@ MATRIX = {
     "operator_status_batch": {
         "report": ("POST", "/api/v1/operators/{operator}/status", "live batch", PUSH_LIVE),
     },
+    # Sensor cleaning (issue #9 §4): a station's rule is its managers' to read and change.
+    "ops_cleaning_rule": {
+        "read": ("PATCH", "/api/v1/ops/stations/{station}/cleaning-rule", {}, CHANGE_STATION),
+        "threshold": ("PATCH", "/api/v1/ops/stations/{station}/cleaning-rule", {"visitor_threshold": 80},
+                      CHANGE_STATION),
+    },
+    # The operations centre: every role that looks after stations (each sees its own, see below).
+    "ops_ioc": {
+        "feed": ("GET", "/api/v1/ops/ioc", None, _row(200, 200, 200, 403)),
+    },
     "ops_checklist": {
         "toilet": ("GET", "/api/v1/ops/checklists/toilet", None, _row(200, 200, 200, 200)),
     },
@@ -155,6 +165,12 @@ def test_role_by_organisation(client, connection, world, name):
                 assert answer.headers["Cache-Control"] == "no-store", cell
     differences = {cell: (observed[cell], want) for cell, want in expected.items() if observed[cell] != want}
     assert not differences, f"(observed, expected): {differences}"
+
+
+@pytest.mark.parametrize("role", sorted(STATIONS_TO_INSPECT))
+def test_the_ioc_feed_holds_the_stations_the_role_looks_after(client, world, role):
+    feed = client.get("/api/v1/ops/ioc", headers=world.bearer(ROLES[role])).get_json()
+    assert {s["id"] for s in feed["stations"]} == {world.station[STATION[t]] for t in STATIONS_TO_INSPECT[role]}
 
 
 @pytest.mark.parametrize("role", sorted(LISTED_WORK_ORDERS))

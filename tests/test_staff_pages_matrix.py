@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from app.auth import limiter
+from app.dbtime import utcnow
 from app.ops.checklists import checklist_for
+from app.ops.sensors import Reading, Sensors
 from tests.staff_world import ADMIN, EAST_BOSS, PASSWORD, WANG, ZHANG, build
 
 ROLES = {"admin": ADMIN, "org_manager": EAST_BOSS, "station_manager": ZHANG, "worker": WANG}
@@ -38,6 +41,10 @@ SEE_WORK_ORDER = _row((200, 200, 200), (200, 200, 404), (200, 404, 404), (200, 4
 START_WORK_ORDER = _row((303, 303, 303), (303, 303, 404), (303, 404, 404), (303, 404, 404))
 SEE_STATION_FORM = _row((200, 200, 200), (200, 200, 404), (200, 403, 404), (403, 403, 404))
 CHANGE_STATION = _row((303, 303, 303), (303, 303, 404), (303, 403, 404), (403, 403, 404))
+# The cleaner's check-in (issue #9 §4), where the QR code on a toilet's door points: whoever is on
+# site for the station's organisation may confirm the cleaning (cleaners are workers, and a manager
+# may clean too); another organisation's station is not seen. It shows its result (200).
+CHECK_IN = _row((200, 200, 200), (200, 200, 404), (200, 200, 404), (200, 200, 404))
 
 # (endpoint, method) -> {variant: (url template, form fields or None, expected)}
 PAGES = {
@@ -63,6 +70,10 @@ PAGES = {
         "form": ("/staff/stations/{station}/status", None, SEE_STATION_FORM)},
     ("staff.station_status", "POST"): {
         "close": ("/staff/stations/{station}/status", {"action": "close", "reason": "管道维修"}, CHANGE_STATION)},
+    # The operations centre shows the stations the caller looks after: workers look after none.
+    ("staff.ioc", "GET"): {"ioc": ("/staff/ioc", None, _row(200, 200, 200, 403))},
+    ("staff.cleaned", "GET"): {"form": ("/staff/stations/{station}/cleaned", None, CHECK_IN)},
+    ("staff.cleaned", "POST"): {"check in": ("/staff/stations/{station}/cleaned", {}, CHECK_IN)},
 }
 
 
@@ -135,13 +146,20 @@ def test_role_by_organisation(app, connection, world, page):
 def test_forms_refuse_a_post_without_the_csrf_token(app, world, page):
     """The admin may post every form; without the session's token (a cross-site form) nothing is done."""
     browser, _ = _browser(app, ADMIN)
+    # A1's visitors past its threshold, so a forged check-in would show (count reset, work order closed).
+    a1, sensors, device = world.station["a1"], Sensors(world.ops), f"csrf-{uuid.uuid4().hex[:8]}"
+    sensors.register(device, a1, threshold=2)
+    cleaning = sensors.record(device, Reading(utcnow() - timedelta(seconds=5), 3))
+    assert cleaning.opened
     (template, fields, _table), = PAGES[page].values()
-    url = template.format(work_order=world.work_order["theirs"], station=world.station["a1"])
+    url = template.format(work_order=world.work_order["theirs"], station=a1)
     if fields == "inspection":
         fields = {f"item-{item.code}": "pass" for item in checklist_for(KIND["a1"])}
     forged = browser.post(url, data=fields)
     assert forged.status_code == 400
-    assert world.ops.stations.get(world.station["a1"]).closure_reason is None
-    assert world.ops.stations.get(world.station["a1"]).last_inspected_at is None
+    assert world.ops.stations.get(a1).closure_reason is None
+    assert world.ops.stations.get(a1).last_inspected_at is None
     admin = world.ops.accounts.user_by_email(ADMIN)
     assert world.ops.get_work_order(admin, world.work_order["theirs"]).work_order.state == "assigned"
+    assert world.ops.get_work_order(admin, cleaning.cleaning_work_order_id).work_order.state == "new"
+    assert sensors.rule(a1).visitors_since_cleaning == 3

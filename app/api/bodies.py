@@ -18,6 +18,7 @@ from app.network.modes import MODE_NAMES
 from app.ops.assessment import CATEGORY_FIGURES as ASSESSMENT_CATEGORY_FIGURES
 from app.ops.assessment import FIGURES as ASSESSMENT_FIGURES
 from app.ops.assessment import UNITS as ASSESSMENT_UNITS
+from app.ops import sensors
 from app.ops.categories import PRIORITIES
 from app.ops.feedback import ANSWERS as FEEDBACK_ANSWERS
 from app.ops.service import REPORT_SOURCES
@@ -536,6 +537,62 @@ class LiveBatchAnswer(Body):
     unknown_station: int
     invalid: int
     results: list[LiveResult] = Field(description="One per item, in order.")
+
+class ReadingAnswer(Body):
+    device_id: str
+    ts: str = Field(description="The reading's time, as sent.")
+    applied: bool = Field(description="false: this device's reading at this time was applied before (a repeat).")
+    cleaning_due: bool = Field(description="The station has an open cleaning work order.")
+
+
+class CleaningRule(Body):
+    station_id: int
+    visitor_threshold: int
+    grade: Literal[tuple(sensors.GRADES)]
+    limits: dict[Literal[sensors.GASES], float] = Field(description="The grade's NH3 and H2S limits, mg/m³ "
+                                                                    "(GB/T 17217).")
+    offline_after_s: int
+    visitors_since_cleaning: int
+    last_cleaned_at: datetime | None
+
+
+class IocSensors(Body):
+    devices: int
+    offline: int
+
+
+class IocWorkOrders(Body):
+    open: int
+    overdue: int
+
+
+class IocStation(Body):
+    id: int
+    name: str
+    kind: Literal[tuple(KINDS)]
+    lat: float
+    lng: float
+    state: Literal[sensors.IOC_STATES] = Field(description="The first that applies, in this order: " +
+                                                           ", ".join(sensors.IOC_STATES) + ".")
+    visitors_today: int | None = Field(description="People counted today; null without a people counter.")
+    visitors_since_cleaning: int | None
+    visitor_threshold: int | None
+    sensors: IocSensors
+    work_orders: IocWorkOrders
+
+
+class IocTotals(Body):
+    open: int
+    overdue: int
+    fixed_today: int
+
+
+class IocFeed(Body):
+    at: datetime
+    stations: list[IocStation]
+    counts: dict[Literal[sensors.IOC_STATES], int]
+    visitors_today: int
+    work_orders: IocTotals
 
 
 class OpenApiDocument(BaseModel):

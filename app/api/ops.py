@@ -23,6 +23,7 @@ from app.geo.coordsys import WGS84
 from app.ops import assessment_export
 from app.ops.assessment import assess
 from app.ops.assessment_export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
+from app.ops.categories import SENSOR_CATEGORIES
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.dbtime import utcnow
 from app.ops.service import WORKER_TRANSITIONS
@@ -64,7 +65,7 @@ class _Organisations:
     def names(self, wo: WorkOrder) -> dict[str, str]:
         org = wo.organisation_id
         if org not in self._names:
-            self._names[org] = {c.code: c.names for c in self._ops.categories(org)}
+            self._names[org] = {c.code: c.names for c in (*self._ops.categories(org), *SENSOR_CATEGORIES)}
         # A category the organisation has since removed still names its code (history is kept).
         return self._names[org].get(wo.category) or {"zh-CN": wo.category, "en": wo.category}
 

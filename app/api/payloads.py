@@ -20,6 +20,7 @@ from app.ops.service import MAX_NOTE, MAX_REASON, STATION_STATUSES
 from app.ops.workflow import CLOSING_REASONS, STATES
 from app.ops.checkins import OUTCOMES
 from app.stations import live
+from app.ops import sensors
 from app.stations.ratings import MAX_TAGS, TAGS
 from app.stations.vocabulary import AMENITIES
 
@@ -186,3 +187,29 @@ class LiveBatchPayload(Payload):
         json_schema_extra={"maxItems": live.MAX_BATCH},
         description=f"At most {live.MAX_BATCH} (more: 413). Each item is judged on its own: a bad one is answered "
                     "`invalid` and the others are applied.")
+
+class ReadingPayload(Payload):
+    """A sensor reading: the same fields and bounds as the MQTT payload (app.ops.sensors)."""
+
+    ts: AwareDatetime = Field(description="When it was measured: ISO 8601 with an offset; at most "
+                                          f"{int(sensors.MAX_CLOCK_AHEAD.total_seconds() // 60)} minutes ahead, "
+                                          f"at most {sensors.MAX_READING_AGE.days} days old.")
+    people_in: Annotated[int, Field(ge=0, le=sensors.MAX_PEOPLE_IN, strict=False,
+                                    description="People who entered since the device's previous reading."),
+                         BeforeValidator(_json_number)]
+    nh3: Annotated[float, Field(ge=0, le=sensors.MAX_GAS_MG_M3, strict=False, description="Ammonia, mg/m³.")] \
+        | None = None
+    h2s: Annotated[float, Field(ge=0, le=sensors.MAX_GAS_MG_M3, strict=False,
+                                description="Hydrogen sulphide, mg/m³.")] | None = None
+
+
+class CleaningRulePayload(Payload):
+    visitor_threshold: Annotated[int, Field(ge=sensors.THRESHOLD_RANGE[0], le=sensors.THRESHOLD_RANGE[1],
+                                            strict=False, description="Visitors between cleanings."),
+                                 BeforeValidator(_json_number)] | None = None
+    grade: Literal[tuple(sensors.GRADES)] | None = Field(None, description="The toilet's grade (一类/二类/三类), "
+                                                                           "which sets its NH3 and H2S limits.")
+    offline_after_s: Annotated[int, Field(ge=sensors.OFFLINE_AFTER_RANGE_S[0], le=sensors.OFFLINE_AFTER_RANGE_S[1],
+                                          strict=False, description="Seconds a device may be silent before it is "
+                                                                    "reported offline."),
+                               BeforeValidator(_json_number)] | None = None

@@ -139,6 +139,30 @@ DEFAULT_CATEGORIES: tuple[Category, ...] = (
 )
 
 
+# Opened by the sensors (app.ops.sensors), never chosen by a reporter: not in an organisation's
+# editable list, so the public form and Open311 do not offer them, but named like any category.
+# Shenzhen's rule: the cleaner is on site within 10 minutes, and checking in there (the door's QR
+# code) is the cleaning done, so both limits are the on-site limit.
+SENSOR_CATEGORIES: tuple[Category, ...] = (
+    _category("cleaning_required", "需要保洁", "Cleaning due",
+              "客流达到阈值或氨气/硫化氢超标，需保洁员到场。",
+              "Visitors reached the threshold, or NH3/H2S is above its limit: a cleaner is needed.",
+              "high", CLEANER_ON_SITE, CLEANER_ON_SITE),
+    _category("sensor_offline", "传感器离线", "Sensor offline",
+              "客流计数器或气体传感器长时间没有上报。",
+              "A people counter or gas sensor has not reported for too long.",
+              "normal", STANDARD_RESPONSE, ORDINARY_RESOLUTION),
+)
+
+
+def find_category(categories: Sequence[Category], code: str) -> Category | None:
+    """The category with this code in an organisation's list, else among the sensors' own."""
+    for category in (*categories, *SENSOR_CATEGORIES):
+        if category.code == code:
+            return category
+    return None
+
+
 def category_to_dict(category: Category) -> dict[str, Any]:
     return {
         "code": category.code,

@@ -196,7 +196,7 @@ def add_station_commands(stations_group) -> None:
 
 
 def register(app) -> None:
-    for group in (orgs_cli, users_cli, tokens_cli, open311_cli, ops_cli, feeds_cli):
+    for group in (orgs_cli, users_cli, tokens_cli, open311_cli, ops_cli, feeds_cli, sensors_cli):
         app.cli.add_command(group)
 
 
@@ -287,7 +287,8 @@ def tick(now_text, no_deliver):
     click.echo(
         f"breaches: {len(result.response_breaches)} response, {len(result.resolution_breaches)} resolution; "
         f"escalations queued: {result.escalations}; closures ended: {len(result.reopened_stations)}; "
-        f"notifications sent: {result.delivered}, failed (will retry): {result.failed}")
+        f"notifications sent: {result.delivered}, failed (will retry): {result.failed}; "
+        f"sensors gone silent: {len(result.sensors_offline)}")
 
 
 @ops_cli.command("purge")
@@ -321,3 +322,74 @@ def demo():
         click.echo(f"  {login.email:<32} {login.password:<18} {login.who}")  # CJK last: it would misalign
     click.echo("  Staff pages: /staff/   (passwords change each time `make run` starts)")
     click.echo("=" * 72)
+
+
+# -- sensors (app.ops.sensors) ------------------------------------------------------------
+
+sensors_cli = AppGroup("sensors", help="People counters and gas sensors: devices, cleaning rules, the MQTT listener.")
+
+
+def _sensors():
+    from app.ops.sensors import Sensors
+
+    return Sensors(_service())
+
+
+def _say_rule(rule) -> None:
+    from app.ops.sensors import GRADES
+
+    limits = ", ".join(f"{gas} ≤ {value:g} mg/m³" for gas, value in rule.limits.items())
+    click.echo(f"station {rule.station_id}: cleaning after {rule.visitor_threshold} visitors "
+               f"({rule.visitors_since_cleaning} so far); grade {rule.grade} "
+               f"({GRADES[rule.grade]['names']['zh-CN']}: {limits}); offline after {rule.offline_after_s} s silent")
+
+
+@sensors_cli.command("register")
+@click.argument("device_id")
+@click.option("--station", "station_id", type=click.IntRange(0, None), required=True, help="The station's id.")
+@click.option("--threshold", type=click.IntRange(1, 100_000), default=None,
+              help="Visitors between cleanings at that station (default: its rule's, else 100).")
+def register_device(device_id, station_id, threshold):
+    """Register a device and bind it to a station; its token is printed alone on the last line
+    (only its hash is kept: it cannot be shown again)."""
+    token = _ops(_sensors().register, device_id, station_id, threshold)
+    _say(f"Registered {device_id} at station {station_id}; it publishes to yizhan/sensors/{device_id}/reading "
+         "or POSTs to /api/v1/sensors/{device_id}/readings with this token:")
+    click.echo(token)
+
+
+@sensors_cli.command("rule")
+@click.argument("station_id", type=click.IntRange(0, None))
+@click.option("--threshold", type=int, default=None, help="Visitors between cleanings.")
+@click.option("--grade", default=None, help="Toilet grade for the gas limits: class1, class2 or class3.")
+@click.option("--offline-after", "offline_after_s", type=int, default=None,
+              help="Seconds a device may stay silent before it is reported offline.")
+def station_rule(station_id, threshold, grade, offline_after_s):
+    """Show a station's cleaning rule, or change it with the options."""
+    if threshold is None and grade is None and offline_after_s is None:
+        _say_rule(_ops(_sensors().rule, station_id))
+        return
+    _say_rule(_ops(_sensors().set_rule, station_id, threshold=threshold, grade=grade,
+                   offline_after_s=offline_after_s))
+
+
+@sensors_cli.command("listen")
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True, help="mqtt://host[:port]")
+@click.option("--client-id", default="yizhan-sensors", show_default=True,
+              help="The broker keeps this client's session (and the readings that arrive while it is away).")
+def listen(broker, client_id):
+    """Apply readings from MQTT (yizhan/sensors/+/reading) until SIGTERM or Ctrl-C."""
+    import logging
+    import signal
+
+    from app.ops.sensor_listener import Listener, broker_address
+
+    try:
+        broker_address(broker)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--broker") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    listener = Listener(_service(), broker, client_id)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: listener.stop())
+    listener.run()

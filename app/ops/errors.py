@@ -18,6 +18,10 @@ class Invalid(OpsError):
     status, code = 400, "invalid_parameter"
 
 
+class Unauthorized(OpsError):
+    status, code = 401, "unauthorized"
+
+
 class Forbidden(OpsError):
     status, code = 403, "forbidden"
 

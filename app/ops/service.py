@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.geo.geodesic import distance_m
 from app.ops import clock
-from app.ops.categories import DEFAULT_CATEGORIES, Category, Limit
+from app.ops.categories import DEFAULT_CATEGORIES, SENSOR_CATEGORIES, Category, Limit, find_category
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound
@@ -44,7 +44,7 @@ MAX_REASON = 200
 MAX_CLOSURE = timedelta(days=366)  # a temporary closure with an end further off is a typing error
 # A report at a place (no station given) goes to the nearest station within this distance.
 JOIN_STATION_M = 50.0
-REPORT_SOURCES = ("web", "open311", "inspection")
+REPORT_SOURCES = ("web", "open311", "inspection", "sensor")
 # Whose words are published as a work order's description (Open311 publishes it, as the standard
 # has it). An inspection's description carries the inspector's note: staff only.
 PUBLIC_DESCRIPTION_SOURCES = frozenset({"web", "open311"})
@@ -152,6 +152,7 @@ class TickResult:
     reopened_stations: list[int] = field(default_factory=list)
     delivered: int = 0
     failed: int = 0
+    sensors_offline: list[str] = field(default_factory=list)  # devices found silent too long (app.ops.sensors)
 
 
 def scope_for(principal) -> Scope:
@@ -218,8 +219,9 @@ class Ops:
         organisation_id, _ = self.accounts.station_owner(station_id)
         return self.categories(organisation_id)
 
-    def _category(self, organisation_id: int | None, code: str, field_name: str = "category") -> Category:
-        for category in self.categories(organisation_id):
+    def _category(self, organisation_id: int | None, code: str, field_name: str = "category",
+                  source: str = "web") -> Category:
+        for category in (*self.categories(organisation_id), *(SENSOR_CATEGORIES if source == "sensor" else ())):
             if category.code == code:
                 return category
         known = ", ".join(c.code for c in self.categories(organisation_id))
@@ -256,7 +258,7 @@ class Ops:
         station = self._report_station(report)
         lat, lng = (station.lat, station.lng) if report.lat is None else (report.lat, report.lng)
         organisation_id = self._route(station, lat, lng)
-        category = self._category(organisation_id, report.category)
+        category = self._category(organisation_id, report.category, source=report.source)
         stored = self.photos.ingest_all(list(report.photos)) if report.photos else []
         try:
             with self.stations.transaction():
@@ -332,7 +334,7 @@ class Ops:
             if existing is None or not self.store.count_report(existing.id, now):
                 raise
             return existing.id, True
-        actor = "reporter" if source != "inspection" else "inspection"
+        actor = "reporter" if source not in ("inspection", "sensor") else source
         self.store.append_event(Event(wo_id, now, actor, None, "new", public=True), None, None)
         return wo_id, False
 
@@ -464,12 +466,46 @@ class Ops:
                     values.update(resolution_due_at=due.at, resolution_breached_at=None,
                                   due_estimated=due.estimated)
                 self.store.update_work_order(wo.id, values)
+                self._after_done(current, state.state, at)
                 if assignee_user:
                     self._notify_assignee(assignee_user, self.store.work_order(wo.id), at)
         except BaseException:
             self._discard(stored)
             raise
         return self.get_work_order(principal, wo.id)
+
+    def _after_done(self, wo: WorkOrder, state: str, at: datetime) -> None:
+        """A cleaning work order fixed or closed (in the queue, or by the cleaner's check-in) is
+        the station cleaned: its visitor count starts again (app.ops.sensors)."""
+        from app.ops import sensors  # it builds on this module
+
+        if wo.category == sensors.CLEANING and wo.station_id is not None and STATE_TYPES[state] != "open":
+            sensors.reset_count(self.stations, wo.station_id, at)
+
+    def resolve(self, work_order_id: int, actor: str, actor_id: int | None, note: str,
+                now: datetime) -> WorkOrder | None:
+        """Fix and close (as resolved) an open work order, through the states the table allows
+        (a new one is confirmed first): the sensors' own moves, when the cleaner checks in on site or
+        a silent device speaks again. None when it was no longer open."""
+        with self.stations.transaction():
+            current = self.store.work_order(work_order_id, lock=True)
+            if current is None or not current.is_open:
+                return None
+            at = max(now, current.updated_at)
+            path = (["confirmed"] if current.state in ("new",) else []) + ["fixed", "closed"]
+            state = current.state
+            for to in path:
+                reason = "resolved" if to == "closed" else None
+                check_transition(state, to, reason)
+                self.store.append_event(Event(current.id, at, actor, state, to, note if to == "fixed" else "",
+                                              False, reason), actor_id, None)
+                state = to
+            done = replay(e.event for e in self.store.events(current.id))
+            self.store.update_work_order(current.id, {
+                "state": done.state, "close_reason": done.reason, "updated_at": at,
+                "responded_at": done.responded_at, "resolved_at": done.resolved_at})
+            self._after_done(current, done.state, at)
+        return self.store.work_order(work_order_id)
 
     def _assignee(self, wo: WorkOrder, email: str | None):
         if not email:
@@ -555,11 +591,14 @@ class Ops:
                 self.store.set_closure(station_id, None, None)
                 self.store.station_status_event(station_id, now, None, "system", "status", "status", "open",
                                                 "temporary closure ended", None)
+        from app.ops.sensors import Sensors  # it builds on this module
+
+        offline = Sensors(self).check_offline(now)
         delivered = failed = 0
         if deliver:
             counts = self.outbox.deliver_due(now, send) if send else self.outbox.deliver_due(now)
             delivered, failed = counts.delivered, counts.failed
-        return TickResult(response_ids, resolution_ids, escalations, reopened, delivered, failed)
+        return TickResult(response_ids, resolution_ids, escalations, reopened, delivered, failed, offline)
 
     def purge(self, older_than: timedelta, now: datetime | None = None) -> int:
         """Erase reporters' contact details on work orders fixed or closed more than ``older_than`` ago."""
@@ -720,9 +759,9 @@ class Ops:
 def _category_in(categories: Sequence[Category], wo: WorkOrder) -> Category:
     """The work order's category; if its organisation has since removed it, a stand-in that still
     names the code (history is never rewritten)."""
-    for category in categories:
-        if category.code == wo.category:
-            return category
+    found = find_category(categories, wo.category)
+    if found is not None:
+        return found
     return Category(wo.category, {"zh-CN": wo.category, "en": wo.category}, {"zh-CN": "", "en": ""},
                     wo.priority, Limit(minutes=1), Limit(minutes=1))
 

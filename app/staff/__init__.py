@@ -19,6 +19,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth import current_principal
+from app.ops.categories import SENSOR_CATEGORIES
+from app.ops.sensors import Sensors
 from app.ops.checklists import FAR_FROM_STATION_M, checklist_for
 from app.dbtime import utcnow
 from app.ops.errors import Conflict, Forbidden, Invalid, NotFound, OpsError
@@ -31,7 +33,7 @@ from app.ops.assessment import ASSESSING_ROLES, CATEGORY_FIGURES, FIGURE, FIGURE
 from app.staff import charts
 from app.staff import plot as maps
 from app.staff.texts import (
-    ACTION_WORDS, PRIORITY_WORDS, REASON_WORDS, ROLE_WORDS, SOURCE_WORDS, STATE_WORDS, TEXTS,
+    ACTION_WORDS, IOC_STATE_WORDS, IOC_TEXTS, PRIORITY_WORDS, REASON_WORDS, ROLE_WORDS, SOURCE_WORDS, STATE_WORDS, TEXTS,
 )
 from app.stations.hours import evaluate_station
 from app.stations.vocabulary import AMENITIES, KINDS, amenity_mask, amenity_names
@@ -41,6 +43,7 @@ from app.web import LANGS, page_lang  # the finder's rule: ?lang=, else Accept-L
 bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
 
 OVERVIEW_ROLES = ("admin", "org_manager")
+IOC_POLL_S = 5  # how often the operations centre page asks for the feed
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # the organisation's wall clock, the same in both languages
 MB = 1024 * 1024
 # A post-only endpoint -> the page its form is on.
@@ -48,7 +51,9 @@ FORM_PAGES = {"staff.transition": "staff.work_order"}
 ID = "<int(max=9223372036854775807):{}>"
 # Scripts only with this page's nonce (the inspection's geolocation lines); styles inline;
 # images (uploaded photos) and form posts to this site only.
+# connect-src: the IOC page polls its JSON feed on this site.
 CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self'; "
+       "connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
@@ -97,7 +102,7 @@ def _category_name(organisation_id: int | None, code: str, lang: str) -> str:
     """The organisation's name for a category code (the code itself if it has since removed it)."""
     names = g.setdefault("staff_categories", {})
     if organisation_id not in names:
-        names[organisation_id] = {c.code: c.names for c in _ops().categories(organisation_id)}
+        names[organisation_id] = {c.code: c.names for c in (*_ops().categories(organisation_id), *SENSOR_CATEGORIES)}
     found = names[organisation_id].get(code)
     return found[lang] if found else code
 
@@ -551,6 +556,40 @@ def assessment():
         category_heads=[f.names[lang] for f in CATEGORY_FIGURES],
         csv=url_for("api.ops_assessment", **query, format="csv"),
         xlsx=url_for("api.ops_assessment", **query, format="xlsx"))
+
+# -- sensor cleaning: the operations centre (IOC) and the cleaner's check-in ---------------------
+
+
+@bp.get("/ioc")
+def ioc():
+    """Stations in the caller's care on a dot map coloured by state, today's visitors and work orders;
+    the page polls /api/v1/ops/ioc (declared in the staff API) and recolours itself."""
+    lang = page_lang()
+    feed = Sensors(_ops()).ioc(_who(), utcnow())  # Forbidden for workers: they look after no stations
+    points = [maps.Point(s["lat"], s["lng"], s["name"], None, s["state"])
+              for s in feed["stations"]]
+    drawn = maps.plot(points, width=640, height=400)
+    return _page("ioc.html", feed=feed, plot=drawn, dots=list(zip(feed["stations"], drawn.dots if drawn else [])),
+                 it=IOC_TEXTS[lang], words={k: v[lang] for k, v in IOC_STATE_WORDS.items()},
+                 at=_when(feed["at"], _who().organisation_id), poll_ms=IOC_POLL_S * 1000)
+
+
+@bp.route(f"/stations/{ID.format('station_id')}/cleaned", methods=["GET", "POST"])
+def cleaned(station_id: int):
+    """Where the QR code on a toilet's door points: the cleaner (logged in) confirms being on site;
+    that resolves the cleaning work order and resets the visitor count."""
+    lang = page_lang()
+    station = _ops().stations.get(station_id)
+    if station is None:
+        raise NotFound(f"No station with id {station_id}.", "station_id")
+    if request.method == "POST":
+        done = Sensors(_ops()).cleaned(_who(), station_id, utcnow())
+        words = IOC_TEXTS[lang]
+        return _message(200, words["checkin_done"].format(id=done) if done else words["checkin_none"])
+    organisation_id, _ = _ops().accounts.station_owner(station_id)
+    if _who().role != "admin" and organisation_id != _who().organisation_id:
+        raise NotFound(f"No station with id {station_id}.", "station_id")
+    return _page("cleaned.html", station=station, it=IOC_TEXTS[lang])
 
 
 def init_app(app) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from app.ops.accounts import ROLES
 from app.ops.categories import PRIORITIES
+from app.ops.sensors import IOC_STATES
 from app.ops.service import REPORT_SOURCES
 from app.ops.workflow import CLOSING_REASONS, STATES
 from app.web import LANGS
@@ -41,6 +42,7 @@ TEXTS = {
         "no_data": "无数据",
         "quarter": "{year} 年第 {q} 季度",
         "month": "{year} 年 {m} 月",
+        "ioc": "运行监测",
         "logout": "退出",
         "overdue": "已超时",
         "due": "期限",
@@ -182,6 +184,7 @@ TEXTS = {
         "no_data": "no data",
         "quarter": "{year} Q{q}",
         "month": "{year}-{m:02d}",
+        "ioc": "Operations centre",
         "logout": "Log out",
         "overdue": "Overdue",
         "due": "Due",
@@ -317,6 +320,7 @@ SOURCE_WORDS = {
     "web": {"zh-CN": "网页", "en": "web form"},
     "open311": {"zh-CN": "Open311", "en": "Open311"},
     "inspection": {"zh-CN": "巡查", "en": "inspection"},
+    "sensor": {"zh-CN": "传感器", "en": "sensor"},
 }
 PRIORITY_WORDS = {
     "urgent": {"zh-CN": "紧急", "en": "urgent"},
@@ -324,6 +328,41 @@ PRIORITY_WORDS = {
     "normal": {"zh-CN": "普通", "en": "normal"},
     "low": {"zh-CN": "低", "en": "low"},
 }
+
+# The operations centre (IOC) page and the cleaner's check-in (app.ops.sensors).
+IOC_TEXTS = {
+    "zh-CN": {
+        "title": "运行监测中心", "visitors_today": "今日客流", "cleaning_due": "待保洁", "offline": "传感器离线",
+        "open_orders": "未完成工单", "overdue": "已超时", "updated": "更新于 {t}",
+        "stale": "数据未能更新（上次 {t}），请检查网络。", "station": "站点", "state": "状态",
+        "visitors": "今日客流", "since_cleaning": "保洁后客流", "no_counter": "无计数器", "legend": "图例",
+        "checkin_title": "保洁签到", "checkin_lead": "确认已到达 {name} 并完成保洁？签到后客流计数清零。",
+        "checkin_submit": "到场签到", "checkin_done": "已签到：工单 #{id} 已完成，客流计数已清零。",
+        "checkin_none": "已签到：该站点没有待保洁工单，客流计数已清零。",
+    },
+    "en": {
+        "title": "Operations centre", "visitors_today": "Visitors today", "cleaning_due": "Cleaning due",
+        "offline": "Sensors offline", "open_orders": "Open work orders", "overdue": "Overdue",
+        "updated": "Updated {t}", "stale": "Could not update (last at {t}); check the connection.",
+        "station": "Station", "state": "State", "visitors": "Visitors today", "since_cleaning": "Since cleaning",
+        "no_counter": "no counter", "legend": "Legend",
+        "checkin_title": "Cleaning check-in", "checkin_lead": "At {name} and cleaned? Checking in resets the "
+                                                              "visitor count.",
+        "checkin_submit": "Check in", "checkin_done": "Checked in: work order #{id} is done and the count reset.",
+        "checkin_none": "Checked in: no cleaning was due here; the count is reset.",
+    },
+}
+IOC_STATE_WORDS = {
+    "overdue": {"zh-CN": "超时", "en": "overdue"},
+    "cleaning_due": {"zh-CN": "待保洁", "en": "cleaning due"},
+    "sensor_offline": {"zh-CN": "传感器离线", "en": "sensor offline"},
+    "fault": {"zh-CN": "故障", "en": "fault"},
+    "closed": {"zh-CN": "关闭", "en": "closed"},
+    "unknown": {"zh-CN": "开放时间未知", "en": "hours unknown"},
+    "open": {"zh-CN": "开放", "en": "open"},
+}
+assert set(IOC_TEXTS) == set(LANGS) and set(IOC_TEXTS["en"]) == set(IOC_TEXTS["zh-CN"])
+assert set(IOC_STATE_WORDS) == set(IOC_STATES) and all(set(w) == set(LANGS) for w in IOC_STATE_WORDS.values())
 
 # Every word for everything the service may name, in every language (a new state or role fails here).
 assert set(TEXTS) == set(LANGS)
