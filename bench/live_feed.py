@@ -4,15 +4,16 @@ In one run, against one gunicorn (sync workers) on PostGIS (and, with --sqlite, 
   1. nearest alone: wrk (2 threads, 16 connections) on /api/v1/stations/nearest at random points
      for --baseline-seconds;
   2. the same wrk load for --seconds while 5,000 cabinets (--cabinets) each push their status every
-     30 s (≈ 170 updates/s): half as one batch POST a second, half as single PATCHes (4 client
-     threads, keep-alive), each report one second newer than the cabinet's last.
+     30 s (≈ 170 updates/s): one cabinet in --single-every (default 5) as single PATCHes (4 client
+     threads, keep-alive) — cabinets that report for themselves — and the rest through the operator's
+     backend as one batch POST a second; each report one second newer than the cabinet's last.
 It prints nearest's req/s with the pushes running as a share of nearest alone, the updates sent and
 answered ``applied``, and a count check in the database: every cabinet's stored ``live_docks`` (each
 report carries its sequence number there) and ``live_reported_at`` must be its last report's — so
 the sum of live_docks equals the number of reports sent: none lost, none applied twice.
 
 Usage: BENCH_DATABASE_URL=postgresql://… python bench/live_feed.py [--rows N] [--cabinets N]
-       [--seconds S] [--baseline-seconds S] [--sqlite]
+       [--seconds S] [--baseline-seconds S] [--single-every N] [--sqlite]
 PostGIS data goes into its own database, yizhan_livebench, on the BENCH_DATABASE_URL server.
 """
 from __future__ import annotations
@@ -82,10 +83,10 @@ def load(url: str, rows: int, cabinets: int, seed: int) -> str:
 
 class Pushers:
     """Each cabinet reports every PUSH_EVERY_S seconds, spread evenly over the window: even ones in
-    one batch a second, odd ones as single PATCHes."""
+    one batch a second, every ``single_every``-th as single PATCHes."""
 
-    def __init__(self, port: int, token: str, cabinets: int):
-        self.port, self.cabinets = port, cabinets
+    def __init__(self, port: int, token: str, cabinets: int, single_every: int):
+        self.port, self.cabinets, self.single_every = port, cabinets, single_every
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.sent = [0] * cabinets  # reports sent per cabinet (its sequence number)
         self.last_at = [0] * cabinets
@@ -137,9 +138,9 @@ class Pushers:
         for tick in range(seconds):
             at = base + tick + 1  # one second newer each round: never equal to the cabinet's last
             due = range(tick % PUSH_EVERY_S, self.cabinets, PUSH_EVERY_S)
-            batch = [{"station_id": f"cab{i}", **self._report(i, at)} for i in due if i % 2 == 0]
+            batch = [{"station_id": f"cab{i}", **self._report(i, at)} for i in due if i % self.single_every]
             for i in due:
-                if i % 2:
+                if i % self.single_every == 0:
                     self.singles.put((i, self._report(i, at)))
             status, raw = self._send(batch_conn, "POST", f"/api/v1/operators/{OPERATOR}/status", {"stations": batch})
             if status == 200:
@@ -194,7 +195,7 @@ def measure(store_name: str, url: str, args) -> dict:
         wrk(port, target, 5, args.seed + 2)  # warm-up (connections, plans, caches): not measured
         log(f"[{store_name}] nearest alone: wrk {args.baseline_seconds} s")
         alone = wrk(port, target, args.baseline_seconds, args.seed)
-        pushers = Pushers(port, token, args.cabinets)
+        pushers = Pushers(port, token, args.cabinets, args.single_every)
         found = {}
         loader = threading.Thread(target=lambda: found.update(wrk(port, target, args.seconds, args.seed + 1)))
         log(f"[{store_name}] nearest with {args.cabinets:,} cabinets pushing every {PUSH_EVERY_S} s: {args.seconds} s")
@@ -215,6 +216,8 @@ def main():
     parser.add_argument("--baseline-seconds", type=int, default=20, help="nearest alone (default 20)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--single-every", type=int, default=5,
+                        help="one cabinet in N pushes single PATCHes, the rest are batched (default 5)")
     parser.add_argument("--sqlite", action="store_true", help="also on SQLite")
     args = parser.parse_args()
     os.makedirs(OUT, exist_ok=True)
@@ -228,8 +231,8 @@ def main():
         stores["sqlite"] = f"sqlite:///{path}"
     results = {name: measure(name, url, args) for name, url in stores.items()}
     print()
-    print(f"{args.rows:,} stations + {args.cabinets:,} cabinets pushing every {PUSH_EVERY_S} s (half batched, half "
-          f"single); gunicorn -w {args.workers} sync; wrk -t2 -c16; nearest alone {args.baseline_seconds} s, "
+    print(f"{args.rows:,} stations + {args.cabinets:,} cabinets pushing every {PUSH_EVERY_S} s (1 in "
+          f"{args.single_every} single, the rest batched); gunicorn -w {args.workers} sync; wrk -t2 -c16; nearest alone {args.baseline_seconds} s, "
           f"with pushes {args.seconds} s")
     for name, r in results.items():
         print(f"{name:8} nearest alone {r['nearest_alone_req_s']:>7,.0f} req/s; with pushes "
