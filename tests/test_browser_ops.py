@@ -34,8 +34,7 @@ from datetime import timedelta
 import pytest
 from flask_migrate import upgrade
 from PIL import Image
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -43,7 +42,7 @@ from app.extensions import db
 from app.network import service
 from app.dbtime import utcnow
 from app.ops.service import ReportInput
-from app.stations.backends import drop_all_tables
+from tests.helpers import own_postgis_database
 from tests.images import leftover_metadata, make_jpeg_with_gps, make_png
 from tests.test_browser import browser, new_page, shot  # noqa: F401 - browser is a fixture
 from tests.webhook_standin import WebhookStandIn
@@ -59,32 +58,13 @@ FIX_NOTE = "已恢复供水"
 S_SOURCE_ID = "node/900"  # East toilet, in tests/osm_fixtures.py
 
 
-def _postgis_url(apps) -> str:
-    """A database of its own beside the test database (made if missing, emptied each run):
-    the live server commits, and the other tests expect an empty, rolled-back store."""
-    base = make_url(apps["postgis"].config["SQLALCHEMY_DATABASE_URI"])
-    url = base.set(database=f"{base.database}_browser")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                            {"name": url.database}).first() is None:
-                conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
-    finally:
-        admin.dispose()
-    engine = create_engine(url)
-    try:
-        drop_all_tables(engine)
-    finally:
-        engine.dispose()
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgis"))
 def live(request, river_town_pbf, apps):
     """The app on a real port: the river town's stations, one organisation and its staff."""
     tmp = tempfile.mkdtemp(prefix="yizhan-browser-ops-")
-    url = f"sqlite:///{tmp}/browser.sqlite3" if request.param == "sqlite" else _postgis_url(apps)
+    url = f"sqlite:///{tmp}/browser.sqlite3" if request.param == "sqlite" else own_postgis_database(apps, "browser")
     hooks = WebhookStandIn().up()
     config = {
         "SQLALCHEMY_DATABASE_URI": url, "YIZHAN_TILES": "osm", "REDIS_URL": "",

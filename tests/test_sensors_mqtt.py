@@ -26,14 +26,12 @@ from datetime import datetime, timedelta, timezone
 import paho.mqtt.client as mqtt
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from app import create_app
 from app.ops.sensor_listener import Listener, forget_session
 from app.ops.sensors import CLEANING, OFFLINE, Sensors, topic_for
-from app.stations.backends import drop_all_tables
-from tests.helpers import station
+from tests.helpers import own_postgis_database, station
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = "mqtt://127.0.0.1:1883"
@@ -41,29 +39,13 @@ DEADLINE_S = 30
 RUN = uuid.uuid4().hex[:8]
 
 
-def _own_postgis(apps, suffix: str) -> str:
-    base = make_url(apps["postgis"].config["SQLALCHEMY_DATABASE_URI"])
-    url = base.set(database=f"{base.database}_{suffix}")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first() is None:
-                conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
-    finally:
-        admin.dispose()
-    engine = create_engine(url)
-    try:
-        drop_all_tables(engine)
-    finally:
-        engine.dispose()
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module", params=("sqlite", "postgis"))
 def committed(request, apps):
     """An app on a database of its own, with organisation east, its manager and cleaner, and two toilets."""
     tmp = tempfile.mkdtemp(prefix="yizhan-sensors-")
-    url = f"sqlite:///{tmp}/sensors.sqlite3" if request.param == "sqlite" else _own_postgis(apps, "sensors")
+    url = f"sqlite:///{tmp}/sensors.sqlite3" if request.param == "sqlite" else own_postgis_database(apps, "sensors")
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secrets.token_hex(32), "REDIS_URL": "",
                       "YIZHAN_UPLOAD_DIR": os.path.join(tmp, "uploads")})
     with app.app_context():
