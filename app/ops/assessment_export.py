@@ -28,9 +28,11 @@ class Column:
     names: dict[str, str]
 
 
+_SCOPE = Column("scope", {"zh-CN": "范围", "en": "Scope"})
+_CATEGORY = Column("category", {"zh-CN": "问题类别", "en": "Category"})
 COLUMNS = (
-    Column("scope", {"zh-CN": "范围", "en": "Scope"}),
-    Column("category", {"zh-CN": "问题类别", "en": "Category"}),
+    _SCOPE,
+    _CATEGORY,
     Column("figure", {"zh-CN": "指标", "en": "Figure"}),
     Column("code", {"zh-CN": "指标代码", "en": "Code"}),
     Column("unit", {"zh-CN": "单位", "en": "Unit"}),
@@ -40,9 +42,11 @@ COLUMNS = (
     Column("met", {"zh-CN": "是否达标", "en": "Target met"}),
     Column("n", {"zh-CN": "计算基数", "en": "Counted over"}),
 )
-PROBLEM_COLUMNS = (
-    Column("scope", {"zh-CN": "范围", "en": "Scope"}),
-    Column("category", {"zh-CN": "问题类别", "en": "Category"}),
+PROBLEM__SCOPE = Column("scope", {"zh-CN": "范围", "en": "Scope"})
+_CATEGORY = Column("category", {"zh-CN": "问题类别", "en": "Category"})
+COLUMNS = (
+    _SCOPE,
+    _CATEGORY,
     Column("work_orders", {"zh-CN": "工单数", "en": "Work orders"}),
     Column("station_id", {"zh-CN": "重复发生站点编号", "en": "Recurring at station id"}),
     Column("station", {"zh-CN": "站点", "en": "Station"}),
