@@ -42,9 +42,7 @@ COLUMNS = (
     Column("met", {"zh-CN": "是否达标", "en": "Target met"}),
     Column("n", {"zh-CN": "计算基数", "en": "Counted over"}),
 )
-PROBLEM__SCOPE = Column("scope", {"zh-CN": "范围", "en": "Scope"})
-_CATEGORY = Column("category", {"zh-CN": "问题类别", "en": "Category"})
-COLUMNS = (
+PROBLEM_COLUMNS = (
     _SCOPE,
     _CATEGORY,
     Column("work_orders", {"zh-CN": "工单数", "en": "Work orders"}),
