@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
 
 from app.auth import limiter
 from app.ops.assessment import FIGURES, assess, period
@@ -337,3 +338,16 @@ def test_an_admin_chooses_the_organisation(browse):
     chosen = admin.get("/staff/assessment?org=east&period=2026Q3").get_data(as_text=True)
     assert "荷塘区环卫所 · 2026Q3 考核" in chosen and chosen.count('<svg class="chart"') == 7
     assert admin.get("/staff/assessment?org=nowhere&period=2026Q3").status_code == 404
+
+
+def test_names_that_look_like_formulas_stay_text_in_both_downloads(client, world, connection):
+    """CSV injection: a station name (public data) or a category name (the organisation's) starting
+    with = + - @ must not become a formula when the download is opened in Excel or WPS."""
+    evil = '=HYPERLINK("http://example.com/x","点我")'
+    connection.execute(text("UPDATE station SET name = :n WHERE id = :id"), {"n": evil, "id": world.station["S1"]})
+    book = load_workbook(io.BytesIO(_get(client, world, BOSS, org="east", period="2026Q3", format="xlsx").data))
+    cells = [c for row in book["高发问题"].iter_rows() for c in row if c.value == evil]
+    assert cells and all(c.data_type == "s" for c in cells)  # text cells holding the name as it is
+    from app.ops.assessment_export import _csv_cell
+    assert _csv_cell(evil) == "'" + evil and _csv_cell("-3") == "'-3" and _csv_cell(-3) == -3
+    assert _csv_cell("荷塘区") == "荷塘区" and _csv_cell(None) == ""

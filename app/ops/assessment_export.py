@@ -99,11 +99,25 @@ def problem_rows(report: Report, lang: str) -> list[list]:
     return out
 
 
+# A text cell starting with one of these is read as a formula by Excel and WPS (CSV injection, OWASP).
+# Station names come from imports of public data and category names from each organisation, so a
+# name like =HYPERLINK(…) must stay text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(cell):
+    if cell is None:
+        return ""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell  # the spreadsheet convention for "this is text"; shown without the quote mark
+    return cell
+
+
 def to_csv(report: Report, lang: str = "zh-CN") -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180 line ends, as Excel writes them
     for line in rows(report, lang):
-        writer.writerow(["" if cell is None else cell for cell in line])
+        writer.writerow([_csv_cell(cell) for cell in line])
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -116,6 +130,9 @@ def to_xlsx(report: Report, lang: str = "zh-CN") -> bytes:
         sheet.title = title
         for line in table:
             sheet.append(line)  # None stays an empty cell, numbers stay numbers
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS):
+                    cell.data_type = "s"  # openpyxl took "=…" for a formula: keep it the text it is
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
