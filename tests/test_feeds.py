@@ -12,7 +12,7 @@ from sqlalchemy import text
 from app.dbtime import utcnow
 from app.ops.errors import Invalid
 from app.ops.feeds import BACKOFF_FIRST_S, BACKOFF_MAX_S, MIN_POLL_S, FeedPoller, backoff, gbfs_item
-from tests.gbfs_standin import gbfs_standin  # noqa: F401 - a fixture
+from tests.gbfs_standin import GbfsStandIn, gbfs_standin  # noqa: F401 - gbfs_standin is a fixture
 from tests.helpers import station
 
 
@@ -139,3 +139,48 @@ def test_the_commands_configure_and_poll(cli, store, ops, operator, gbfs_standin
     assert cli.invoke(args=["orgs", "feed", "gbfsco"]).exit_code != 0  # neither --url nor --off
     assert cli.invoke(args=["orgs", "feed", "gbfsco", "--off"]).exit_code == 0
     assert FeedPoller(store, ops.accounts).feeds() == []
+
+
+@pytest.mark.parametrize("mode", ["deep", "bad_status_line", "file_status", "drip"])
+def test_a_hostile_feed_fails_alone_and_the_next_operator_is_still_polled(store, ops, operator, gbfs_standin,
+                                                                           mode, monkeypatch):
+    """Whatever one operator's server sends (JSON nested past the parser, a broken status line, a
+    station_status URL naming a local file, an answer dripped a byte at a time), that feed fails and
+    backs off, nothing of it is applied, and the other operators' feeds are polled as usual."""
+    from app.ops import feeds
+
+    monkeypatch.setattr(feeds, "FETCH_DEADLINE_S", 1)  # the drip needs ~20 s in all: well past it
+    now = utcnow()
+    store.upsert([station("k0", 27.9, 113.2, "battery_swap", source="okco")])
+    ops.accounts.create_organisation("okco", "换电丁")
+    ops.accounts.assign_stations("okco", "okco")
+    honest = GbfsStandIn().up()
+    try:
+        honest.stations = [_record("k0", now - timedelta(seconds=5), 4)]
+        gbfs_standin.mode = mode
+        gbfs_standin.stations = [_record("g0", now - timedelta(seconds=5), 2)]
+        poller = FeedPoller(store, ops.accounts)
+        poller.set_feed("gbfsco", gbfs_standin.url, now)
+        poller.set_feed("okco", honest.url, now)
+        results = {r.code: r for r in poller.poll_due(now)}
+    finally:
+        honest.down()
+    assert not results["gbfsco"].ok and poller.counters("gbfsco")["failures"] == 1
+    assert poller.counters("gbfsco")["applied"] == 0 and store.get(operator["g0"]).live_reported_at is None
+    assert results["okco"].ok and results["okco"].applied == 1
+    if mode == "file_status":
+        assert "not an http(s) URL" in results["gbfsco"].error
+    if mode == "drip":
+        assert "not all sent within 1 s" in results["gbfsco"].error
+
+
+def test_a_feed_urls_key_stays_out_of_logs_and_the_stored_error(store, ops, operator, gbfs_standin, caplog):
+    now = utcnow()
+    gbfs_standin.mode = "error500"
+    poller = FeedPoller(store, ops.accounts)
+    poller.set_feed("gbfsco", gbfs_standin.url + "?key=s3cr3t-operator-key", now)
+    caplog.set_level(logging.INFO, logger="yizhan.feeds")
+    (result,) = poller.poll_due(now)
+    assert not result.ok and "500" in result.error
+    assert "s3cr3t" not in caplog.text and "s3cr3t" not in (poller.counters("gbfsco")["last_error"] or "")
+    assert "s3cr3t" not in result.error

@@ -243,6 +243,18 @@ def test_far_future_times_are_refused_and_a_small_clock_skew_is_not(client, worl
     assert r.status_code == 200 and r.get_json()["live"]["age_s"] == 0
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59+00:00", "9999-12-31T23:59:59-12:00"])
+def test_times_outside_1970_to_2200_are_a_400_alone_and_one_invalid_item_in_a_batch(client, world, when):
+    """Year 1 at +14:00 cannot even be converted to UTC: it was a 500, and it sank a whole batch."""
+    r = _push(client, world, "c1", {"last_reported": when, "num_batteries_available": 1})
+    assert r.status_code == 400 and r.get_json()["error"]["field"] == "last_reported", r.get_json()
+    fresh = {"last_reported": _now_s(), "num_batteries_available": 2}
+    r = client.post("/api/v1/operators/swapco/status", headers=world.bearer("swapco"), json={"stations": [
+        {"station_id": "c1", "last_reported": when, "num_batteries_available": 1}, {"station_id": "c2", **fresh}]})
+    assert r.status_code == 200, r.get_json()
+    assert [item["result"] for item in r.get_json()["results"]] == ["invalid", "applied"]
+
+
 def test_a_body_that_is_not_json_or_too_big_is_refused(client, world):
     r = client.patch("/api/v1/operators/swapco/stations/c1/status", data="last_reported=1",
                      content_type="application/x-www-form-urlencoded", headers=world.bearer("swapco"))

@@ -12,6 +12,7 @@ from datetime import timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.ops.accounts import DEFAULT_TIMEZONE, ROLES, WEBHOOK_FORMATS, Accounts
 from app.dbtime import utcnow
@@ -239,13 +240,21 @@ def poll_feeds(once, now_text):
     poller = _poller()
     while True:
         now = _instant(now_text) if once else utcnow()
-        for result in poller.poll_due(now):
-            click.echo(f"{result.code}: " + (f"{result.applied} applied, {result.ignored} ignored, "
-                                             f"{result.rejected} rejected" if result.ok else
-                                             f"failed ({result.error})"), err=True)
+        try:
+            for result in poller.poll_due(now):
+                click.echo(f"{result.code}: " + (f"{result.applied} applied, {result.ignored} ignored, "
+                                                 f"{result.rejected} rejected" if result.ok else
+                                                 f"failed ({result.error})"), err=True)
+            upcoming = [f.next_poll_at for f in poller.feeds()]
+        except SQLAlchemyError as exc:  # the database is away: the feeds wait for it, the poller stays
+            if once:
+                raise
+            logging.getLogger("yizhan.feeds").error("database unavailable (%s); trying again in 30 s",
+                                                    type(exc).__name__)
+            time.sleep(30)
+            continue
         if once:
             return
-        upcoming = [f.next_poll_at for f in poller.feeds()]
         wait = min([(t - utcnow()).total_seconds() for t in upcoming] + [5.0])  # new feeds: seen within 5 s
         time.sleep(max(wait, 0.5))
 

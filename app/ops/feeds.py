@@ -10,8 +10,10 @@ polled GBFS record is translated into that shape and validated by the same model
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +30,10 @@ from app.stations.live import LiveReport, LiveStatuses, Outcome
 
 log = logging.getLogger("yizhan.feeds")
 
-FETCH_TIMEOUT_S = 5
+FETCH_TIMEOUT_S = 5  # each connect and read
+FETCH_DEADLINE_S = 20  # the whole answer: a server dripping a byte at a time cannot hold the poller
+READ_CHUNK = 64 * 1024
+LOGGED_REJECTIONS = 5  # per poll; the rest are counted, so one bad feed cannot flood the log
 MAX_FEED_BYTES = 5 * 1024 * 1024
 MIN_POLL_S = 15  # a ttl of 0 ("changes all the time") is polled this often, not in a tight loop
 MAX_POLL_S = 3600
@@ -62,29 +67,71 @@ def backoff(failures: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_FIRST_S * 2 ** max(failures - 1, 0), BACKOFF_MAX_S))
 
 
-def _check_url(url: str) -> str:
+def _is_http_url(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > URL_MAX_LENGTH:
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and len(url) <= URL_MAX_LENGTH
+
+
+def _check_url(url: str) -> str:
+    if not _is_http_url(url):
         raise Invalid(f"the feed URL must be an http(s) URL of gbfs.json, got {url!r}", field="url")
     return url
 
 
+def shown(url: str) -> str:
+    """A feed URL as logs and the stored last error show it: without its query or user info, which
+    often carry the operator's API key."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not _is_http_url(urllib.parse.urljoin(req.full_url, newurl)):
+            raise urllib.error.HTTPError(req.full_url, code, "redirect to a non-http(s) URL refused", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """HTTP(S) only: no file:, ftp: or data: URLs (urlopen's default opener reads local files), and
+    redirects only to http(s)."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(), _HttpOnlyRedirects(),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
+
+
 def fetch_json(url: str) -> dict:
-    """GET a JSON object, within FETCH_TIMEOUT_S and MAX_FEED_BYTES; FeedError otherwise."""
+    """GET a JSON object over http(s), within FETCH_TIMEOUT_S per read, FETCH_DEADLINE_S in all and
+    MAX_FEED_BYTES; FeedError for anything else the server or the network does."""
+    if not _is_http_url(url):
+        raise FeedError(f"{shown(url)}: not an http(s) URL")
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "Yizhan feeds"})
+    deadline = time.monotonic() + FETCH_DEADLINE_S
+    body = bytearray()
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as answer:
-            body = answer.read(MAX_FEED_BYTES + 1)
-    except (urllib.error.URLError, OSError, ValueError) as exc:  # HTTPError is a URLError
-        raise FeedError(f"{url}: {exc}") from None
-    if len(body) > MAX_FEED_BYTES:
-        raise FeedError(f"{url}: larger than {MAX_FEED_BYTES // (1024 * 1024)} MB")
+        with _opener().open(request, timeout=FETCH_TIMEOUT_S) as answer:
+            while chunk := answer.read1(READ_CHUNK):  # what has arrived: the deadline is checked between
+                body += chunk
+                if len(body) > MAX_FEED_BYTES:
+                    raise FeedError(f"{shown(url)}: larger than {MAX_FEED_BYTES // (1024 * 1024)} MB")
+                if time.monotonic() > deadline:
+                    raise FeedError(f"{shown(url)}: not all sent within {FETCH_DEADLINE_S} s")
+    except FeedError:
+        raise
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        # HTTPError is a URLError; HTTPException: a broken status line, headers or chunking.
+        if isinstance(exc, urllib.error.HTTPError):
+            raise FeedError(f"{shown(url)}: HTTP {exc.code} {str(exc.reason)[:100]}") from None
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise FeedError(f"{shown(url)}: {type(exc).__name__}: {str(reason)[:200]}") from None
     try:
         data = json.loads(body)
-    except ValueError as exc:
-        raise FeedError(f"{url}: not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        raise FeedError(f"{shown(url)}: not JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
-        raise FeedError(f"{url}: not a JSON object")
+        raise FeedError(f"{shown(url)}: not a JSON object")
     return data
 
 
@@ -98,7 +145,10 @@ def station_status_url(discovery: dict, base: str) -> str:
     for feeds in lists:
         for feed in feeds if isinstance(feeds, list) else ():
             if isinstance(feed, dict) and feed.get("name") == "station_status" and isinstance(feed.get("url"), str):
-                return urllib.parse.urljoin(base, feed["url"])
+                url = urllib.parse.urljoin(base, feed["url"])
+                if not _is_http_url(url):  # the operator's file names it: never a file: or ftp: URL
+                    raise FeedError("gbfs.json's station_status URL is not an http(s) URL")
+                return url
     raise FeedError("gbfs.json lists no station_status feed")
 
 
@@ -190,23 +240,31 @@ class FeedPoller:
         return [self.poll(feed, now) for feed in self.feeds() if feed.next_poll_at <= now]
 
     def poll(self, feed: Feed, now: datetime) -> PollResult:
+        """Poll one feed. Whatever the operator's server sends, the outcome is recorded with the feed
+        (a failure backs off) and the poller goes on to the next feed."""
         try:
             status = self._fetch(station_status_url(self._fetch(feed.url), feed.url))
             ttl = status.get("ttl")
             stations = (status.get("data") or {}).get("stations") if isinstance(status.get("data"), dict) else None
             if not isinstance(stations, list) or isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
                 raise FeedError("station_status.json needs data.stations (a list) and ttl (whole seconds)")
-        except FeedError as exc:
+            reports, rejected = self._reports(feed.code, stations)
+            outcomes = LiveStatuses(self._store).apply(feed.organisation_id, reports, now)
+        except Exception as exc:  # a FeedError, or anything a hostile or broken feed can provoke
+            if not isinstance(exc, FeedError):
+                log.exception("feed %s: unexpected error", feed.code)
+            error = str(exc) if isinstance(exc, FeedError) else f"{type(exc).__name__} while reading the feed"
             failures = feed.failures + 1
             later = now + backoff(failures)
-            log.warning("feed %s failed (%d in a row), next try %s: %s", feed.code, failures, later.isoformat(), exc)
-            self._record(feed, now, later, failures, str(exc)[:500], 0, 0, 0)
-            return PollResult(feed.code, False, error=str(exc), next_poll_at=later)
-        reports, rejected = self._reports(feed.code, stations)
-        outcomes = LiveStatuses(self._store).apply(feed.organisation_id, reports, now)
-        for o in outcomes:
-            if o.result in ("invalid", "unknown_station"):
-                log.warning("feed %s: station %s rejected (%s): %s", feed.code, o.source_id, o.result, o.reason)
+            log.warning("feed %s failed (%d in a row), next try %s: %s", feed.code, failures, later.isoformat(),
+                        error)
+            self._record(feed, now, later, failures, error[:500], 0, 0, 0)
+            return PollResult(feed.code, False, error=error, next_poll_at=later)
+        refused = [o for o in outcomes if o.result in ("invalid", "unknown_station")]
+        for o in refused[:LOGGED_REJECTIONS]:
+            log.warning("feed %s: station %s rejected (%s): %s", feed.code, o.source_id, o.result, o.reason)
+        if len(refused) > LOGGED_REJECTIONS:
+            log.warning("feed %s: %d more stations rejected", feed.code, len(refused) - LOGGED_REJECTIONS)
         applied = sum(o.result == "applied" for o in outcomes)
         ignored = sum(o.result == "ignored_older" for o in outcomes)
         rejected += len(outcomes) - applied - ignored
@@ -227,8 +285,10 @@ class FeedPoller:
                 reports.append(parsed.report(parsed.station_id))
             except (ValidationError, ValueError) as exc:
                 rejected += 1
+                if rejected > LOGGED_REJECTIONS:
+                    continue  # counted with the feed; the first few say why
                 problem = exc.errors(include_url=False)[0] if isinstance(exc, ValidationError) else None
-                log.warning("feed %s: station %r rejected: %s", code, item.get("station_id"),
+                log.warning("feed %s: station %r rejected: %s", code, str(item.get("station_id"))[:64],
                             f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" if problem else exc)
         return reports, rejected
 

@@ -64,6 +64,7 @@ TCEC_TO_OCPI: dict[int, str] = {
 }
 TCEC_LABELS = {0: "离网", 1: "空闲", 2: "占用（未充电）", 3: "占用（充电中）", 4: "占用（预约锁定）", 255: "故障"}
 
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2199  # what a live status's time may say (POSIX seconds up to 2200)
 RESULTS = ("applied", "ignored_older", "unknown_station", "invalid")
 STATES = ("fresh", "stale", "none")
 
@@ -106,6 +107,9 @@ def connector_status(status: str | None = None, tcec_status: int | None = None) 
 
 def problem(report: LiveReport, now: datetime) -> tuple[str, str] | None:
     """(field, why) the report cannot be applied, or None."""
+    # Its own calendar date, before anything converts it: year 1 at +14:00 has no UTC equivalent.
+    if not EARLIEST_YEAR <= report.last_reported.year <= LATEST_YEAR:
+        return "last_reported", f"last_reported must be in the years {EARLIEST_YEAR}-{LATEST_YEAR}"
     if report.last_reported > now + timedelta(seconds=MAX_CLOCK_SKEW_S):
         return "last_reported", (f"last_reported {report.last_reported.isoformat()} is in the future (more than "
                                  f"{MAX_CLOCK_SKEW_S} s ahead of {now.isoformat(timespec='seconds')})")
