@@ -29,7 +29,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from app import create_app
-from app.ops.sensor_listener import Listener, forget_session
+from app.ops.sensor_listener import Listener, broker_address, forget_session
 from app.ops.sensors import CLEANING, OFFLINE, Sensors, topic_for
 from tests.helpers import own_postgis_database, station
 
@@ -220,13 +220,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _mosquitto(port, limits: str | None = None):
+def _mosquitto(port, limits: str | None = None, anonymous: bool = True):
     """A private broker on ``port``; with ``limits``, a configuration file of ours appended to its own."""
     command = [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-p", str(port)]
     if limits is not None:
         config = os.path.join(tempfile.mkdtemp(prefix="yizhan-mosquitto-"), "mosquitto.conf")
         with open(config, "w") as out, open(limits) as ours:
-            out.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n{ours.read()}")
+            out.write(f"listener {port} 127.0.0.1\nallow_anonymous {'true' if anonymous else 'false'}\n{ours.read()}")
         command = command[:1] + ["-c", config]
     broker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + DEADLINE_S
@@ -333,5 +333,74 @@ def test_a_burst_published_while_the_listener_is_away_is_applied_exactly_once(co
         assert counted - before == people + len(again)
     finally:
         forget_session(url, client_id)
+        broker.terminate()
+        broker.wait(DEADLINE_S)
+
+
+# -- a broker that wants a login ------------------------------------------------------------------
+
+
+def test_broker_urls_name_tls_and_the_user_and_never_hold_the_password():
+    plain = broker_address("mqtt://broker.example")
+    assert (plain.host, plain.port, plain.tls, plain.username, plain.password) == ("broker.example", 1883, False,
+                                                                                 None, None)
+    secure = broker_address("mqtts://yizhan%40city@broker.example", {"YIZHAN_MQTT_PASSWORD": "pw",
+                                                                     "YIZHAN_MQTT_CA": "/etc/ca.pem"})
+    assert (secure.port, secure.tls, secure.username, secure.password, secure.ca_file) == (
+        8883, True, "yizhan@city", "pw", "/etc/ca.pem")
+    assert "pw" not in repr(secure) and "pw" not in str(secure)
+    with pytest.raises(ValueError, match="YIZHAN_MQTT_PASSWORD"):
+        broker_address("mqtt://user:secret@broker.example")
+    with pytest.raises(ValueError):
+        broker_address("http://broker.example")
+
+
+def test_the_listener_logs_in_to_a_broker_that_refuses_anonymous_clients(committed, monkeypatch):
+    """Where devices must not publish as one another, the broker refuses anonymous clients: the
+    listener then logs in (user in --broker, password in YIZHAN_MQTT_PASSWORD); a wrong password
+    does not get it in."""
+    app, ops, ids, _ = committed
+    sensors, device = Sensors(ops), f"pc-{RUN}-login"
+    sensors.register(device, ids["t1"], threshold=10_000)
+    folder = tempfile.mkdtemp(prefix="yizhan-mosquitto-auth-")
+    passwords = os.path.join(folder, "passwords")
+    subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", "-c", passwords,
+                    "yizhan", "listener password"], check=True, capture_output=True)
+    subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", passwords,
+                    "device", "device password"], check=True, capture_output=True)
+    # Mosquitto started as root reads its files as the user "mosquitto": let that user in.
+    os.chmod(folder, 0o755)
+    os.chmod(passwords, 0o644)
+    port = _free_port()
+    config = os.path.join(folder, "login.conf")
+    with open(config, "w") as out:
+        out.write(f"password_file {passwords}\n")
+    broker = _mosquitto(port, config, anonymous=False)
+    try:
+        monkeypatch.setenv("YIZHAN_MQTT_PASSWORD", "not the password")
+        refused = Listener(ops, f"mqtt://yizhan@127.0.0.1:{port}", f"login-{RUN}-refused")
+        thread = threading.Thread(target=refused.run, daemon=True)
+        thread.start()
+        try:
+            assert not refused.connected.wait(3)  # refused: never subscribed
+        finally:
+            refused.stop()
+            thread.join(DEADLINE_S)
+        monkeypatch.setenv("YIZHAN_MQTT_PASSWORD", "listener password")
+        with Running(ops, f"mqtt://yizhan@127.0.0.1:{port}", f"login-{RUN}") as listener:
+            publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:10]}")
+            publisher.username_pw_set("device", "device password")
+            publisher.connect("127.0.0.1", port)
+            publisher.loop_start()
+            try:
+                publisher.publish(topic_for(device), _reading(datetime.now(timezone.utc), 2), qos=1).wait_for_publish(
+                    DEADLINE_S)
+            finally:
+                publisher.disconnect()
+                publisher.loop_stop()
+            _wait(lambda: _readings(ops, device) == 1, "the reading through the logged-in listener")
+            assert listener.stats.applied == 1
+        forget_session(f"mqtt://yizhan@127.0.0.1:{port}", f"login-{RUN}")
+    finally:
         broker.terminate()
         broker.wait(DEADLINE_S)

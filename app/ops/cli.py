@@ -383,7 +383,9 @@ def station_rule(station_id, threshold, grade, offline_after_s):
 
 
 @sensors_cli.command("listen")
-@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True, help="mqtt://host[:port]")
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True,
+              help="mqtt[s]://[user@]host[:port]; the password from YIZHAN_MQTT_PASSWORD, a CA bundle for "
+                   "mqtts from YIZHAN_MQTT_CA")
 @click.option("--client-id", default="yizhan-sensors", show_default=True,
               help="The broker keeps this client's session (and the readings that arrive while it is away).")
 def listen(broker, client_id):

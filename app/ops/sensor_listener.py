@@ -26,12 +26,13 @@ and none of it is acknowledged before. paho reconnects on its own (1 s, doubling
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -54,22 +55,56 @@ RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us: severa
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps the session (and its readings) a week without us
 
 
-def broker_address(url: str) -> tuple[str, int]:
-    """(host, port) of ``mqtt://host[:port]``."""
+PASSWORD_ENV = "YIZHAN_MQTT_PASSWORD"  # never on the command line, where `ps` shows it
+CA_ENV = "YIZHAN_MQTT_CA"  # a CA bundle for mqtts:// (default: the system's)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where the broker is and how the listener proves who it is: ``mqtt[s]://[user@]host[:port]``,
+    the password from YIZHAN_MQTT_PASSWORD. The listener must log in wherever devices could
+    otherwise publish as one another (the broker's password file and ACLs guard the topics)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+
+    def secure(self, client: mqtt.Client) -> None:
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=self.ca_file)
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.username + '@' if self.username else ''}{self.host}:{self.port}"
+
+
+def broker_address(url: str, environ=os.environ) -> Broker:
+    """The Broker of ``mqtt[s]://[user@]host[:port]``; a password in the URL is refused (it would
+    show in `ps` and in shell histories)."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"the broker must be given as mqtt://host[:port], not {url!r}")
-    return parts.hostname, parts.port or 1883
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"the broker must be given as mqtt[s]://[user@]host[:port], not {url!r}")
+    if parts.password is not None:
+        raise ValueError(f"put the broker's password in {PASSWORD_ENV}, not in the URL")
+    tls = parts.scheme == "mqtts"
+    username = unquote(parts.username) if parts.username else None
+    return Broker(parts.hostname, parts.port or (8883 if tls else 1883), tls, username,
+                  environ.get(PASSWORD_ENV) if username else None, environ.get(CA_ENV) or None)
 
 
 def forget_session(broker: str, client_id: str) -> None:
     """Make the broker drop a listener's persistent session (and the readings it keeps for it)."""
-    host, port = broker_address(broker)
+    where = broker_address(broker)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    where.secure(client)
     ending = Properties(PacketTypes.CONNECT)
     ending.SessionExpiryInterval = 0
     try:
-        client.connect(host, port, clean_start=True, properties=ending)
+        client.connect(where.host, where.port, clean_start=True, properties=ending)
         client.disconnect()
     except OSError:
         pass  # no broker there: nothing kept
@@ -107,7 +142,8 @@ class Listener:
     def __init__(self, ops, broker: str = DEFAULT_BROKER, client_id: str = DEFAULT_CLIENT_ID,
                  batch_max: int = BATCH_MAX, batch_window_s: float = BATCH_WINDOW_S):
         self._sensors = Sensors(ops)
-        self._host, self._port = broker_address(broker)
+        self._broker = broker_address(broker)
+        self._host, self._port = self._broker.host, self._broker.port
         self._batch_max, self._batch_window_s = batch_max, batch_window_s
         self._stopping = threading.Event()
         self._inbox: queue.Queue[_Message] = queue.Queue()
@@ -116,6 +152,7 @@ class Listener:
         self.stats = Stats()
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                                    manual_ack=True)
+        self._broker.secure(self._client)
         self._client.reconnect_delay_set(*RECONNECT_DELAY_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
