@@ -461,3 +461,25 @@ def test_a_failed_write_keeps_a_photo_file_another_report_uses(world, tmp_path):
 
     ops._discard([changed(photo, created=True)])
     assert ops.photos.open(attachment.sha256) is not None
+
+
+def test_overview_counts_every_work_order_not_just_a_page_of_them(world, connection):
+    """The overview's (and the IOC page's) counts are the organisation's, however many work orders it
+    has: they were counted over the store's first 500, so 501 old fixed ones hid today's fix."""
+    ops, boss = world["ops"], world["east_org_manager"]
+    old = _report(world, "no_water", now=T0 - timedelta(days=10))
+    ops.transition(boss, old.work_order_id, "confirmed", now=T0 - timedelta(days=10))
+    ops.transition(boss, old.work_order_id, "fixed", now=T0 - timedelta(days=9))
+    columns = [c for c in connection.execute(text("SELECT * FROM work_order WHERE 1 = 0")).keys() if c != "id"]
+    listed = ", ".join(columns)
+    connection.execute(text(  # 600 more copies of the old fixed one, straight into the table
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)"
+        f" INSERT INTO work_order ({listed}) SELECT {listed} FROM work_order, n WHERE id = :id"),
+        {"id": old.work_order_id})
+    today = _report(world, "dirty", now=T0)
+    ops.transition(boss, today.work_order_id, "confirmed", now=T0 + timedelta(minutes=1))
+    ops.transition(boss, today.work_order_id, "fixed", now=T0 + timedelta(minutes=5))
+    waiting = _report(world, "no_paper", now=T0 - timedelta(hours=3))  # past its 20-minute response clock
+    summary = ops.overview(boss, T0 + timedelta(hours=1))
+    assert (summary["open"], summary["overdue"], summary["fixed_today"]) == (1, 1, 1)
+    assert [wo.id for wo in summary["open_orders"]] == [waiting.work_order_id]

@@ -737,20 +737,15 @@ class Ops:
         return out
 
     def overview(self, principal, now: datetime | None = None) -> dict:
-        """Open, overdue and fixed-today counts and the open work orders (for the map)."""
+        """Open, overdue and fixed-today counts (of all of them, in SQL) and the open work orders due
+        soonest (for the map; the store's page of 500)."""
         now = now or utcnow()
         scope = scope_for(principal)
-        open_orders = self.store.work_orders(scope, states=sorted(OPEN_STATES))
         zone = ZoneInfo(self.timezone_of(principal.organisation_id))
         midnight = datetime.combine(now.astimezone(zone).date(), time(0), zone)
-        done = self.store.work_orders(scope, states=("fixed", "closed"))
-        return {
-            "open": len(open_orders),
-            "overdue": sum(wo.overdue(now) for wo in open_orders),
-            "fixed_today": sum(1 for wo in done if wo.resolved_at is not None and wo.resolved_at >= midnight
-                               and (wo.state == "fixed" or wo.close_reason == "resolved")),
-            "open_orders": open_orders,
-        }
+        counts = self.store.work_order_counts(scope, now, midnight)
+        return {"open": counts["open"], "overdue": counts["overdue"], "fixed_today": counts["fixed"],
+                "open_orders": self.store.work_orders(scope, states=sorted(OPEN_STATES))}
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -206,6 +206,22 @@ class OpsStore:
             params["limit"] = limit
             return [_work_order(r) for r in conn.execute(text(sql), params)]
 
+    def work_order_counts(self, scope: Scope, now: datetime, since: datetime) -> dict[str, int]:
+        """Counted in SQL over every work order in ``scope``: open, overdue (an open one past the clock
+        that matters now) and fixed since ``since`` (fixed, or closed as resolved)."""
+        where, params = self._scope_sql(scope)
+        states_open = ", ".join(f"'{s}'" for s in sorted(OPEN_STATES))  # constants of the state table
+        due = "CASE WHEN w.responded_at IS NULL THEN w.response_due_at ELSE w.resolution_due_at END"
+        sql = (f"SELECT coalesce(sum(CASE WHEN w.state IN ({states_open}) THEN 1 ELSE 0 END), 0) AS open,"
+               f" coalesce(sum(CASE WHEN w.state IN ({states_open}) AND {due} < :now THEN 1 ELSE 0 END), 0)"
+               f" AS overdue, coalesce(sum(CASE WHEN w.resolved_at >= :since AND (w.state = 'fixed'"
+               f" OR (w.state = 'closed' AND w.close_reason = 'resolved')) THEN 1 ELSE 0 END), 0) AS fixed"
+               f" FROM work_order w WHERE {' AND '.join(where) or '1 = 1'}")
+        with self.stations.reading() as conn:
+            params.update(now=self._t(conn, now), since=self._t(conn, since))
+            row = conn.execute(text(sql), params).one()
+        return {"open": int(row.open), "overdue": int(row.overdue), "fixed": int(row.fixed)}
+
     def public_work_orders(self, *, ids: Sequence[int] | None = None, categories: Sequence[str] | None = None,
                            states: Sequence[str] | None = None, start: datetime | None = None,
                            end: datetime | None = None, limit: int = 1000) -> list[WorkOrder]:
