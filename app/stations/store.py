@@ -175,6 +175,17 @@ class StationStore(ABC):
         with self.reading() as conn:
             return conn.execute(text("SELECT count(*) FROM station")).scalar_one()
 
+    def active_extent(self) -> Box | None:
+        """The smallest WGS-84 rectangle holding every active station; None when there is none.
+
+        One aggregate over the table, the same on both stores: callers that ask often cache it
+        (the page opens on it when it has no position; app.web)."""
+        with self.reading() as conn:
+            row = conn.execute(text(
+                "SELECT min(lat), min(lng), max(lat), max(lng) FROM station WHERE status = 'active'"
+            )).one()
+        return None if row[0] is None else Box(*(float(v) for v in row))
+
     @abstractmethod
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         """Up to ``n`` active matching stations in ``box`` with id > after_id, by id."""
