@@ -156,6 +156,7 @@
     viewMarkers: function () {
       return Object.keys(viewMarkers).map(function (id) { var p = viewMarkers[id].getLatLng(); return { id: +id, lat: p.lat, lng: p.lng }; });
     },
+    view: function () { var c = map.getCenter(); return { lat: c.lat, lng: c.lng, zoom: map.getZoom() }; },
     mapSys: MAP_SYS
   };
 
