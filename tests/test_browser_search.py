@@ -184,3 +184,26 @@ def test_a_station_from_the_search_box_opens_its_sheet_and_escape_closes_the_lis
     page.wait_for_function("document.getElementById('search-hint').textContent.includes('没有找到')")
     assert "rml" in page.inner_text("#search-hint") and page.locator("#search-list").is_hidden()
     assert page.errors == []
+
+
+def test_the_search_box_in_english(live, browser):
+    page = new_page(browser, locale="en-US")
+    page.goto(live["url"] + "/")
+    names(page)
+    assert page.inner_text("#list-title") == "Stations in view"
+    search = page.get_by_role("combobox", name="Search stations, streets or places")
+    search.click()
+    assert "initials" in page.inner_text("#search-hint")
+    search.press_sequentially("renminlu", delay=40)  # full pinyin
+    option = page.get_by_role("option", name="人民路").first
+    option.wait_for()
+    assert "Street" in option.inner_text()
+    option.click()
+    page.wait_for_function("document.getElementById('list-title').textContent === 'Stations near 人民路'")
+    assert names(page)[0] == "人民路公厕"
+    # Tapping the map chooses another place: the list is no longer "near 人民路", nor the URL.
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 4, box["y"] + box["height"] / 2)
+    page.wait_for_function("document.getElementById('list-title').textContent === 'Nearby stations'")
+    assert "q" not in parse_qs(urlparse(page.url).query) and search.input_value() == ""
+    assert page.errors == []

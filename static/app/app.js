@@ -832,6 +832,8 @@
   // -- location -------------------------------------------------------------------------
   // The list's place: a position, a tap on the map, or a street or place from the search box (``name``).
   function setPlace(lat, lng, sys, name) {
+    var input = document.getElementById("search-input");
+    if (!name && state.placeName && input.value === state.placeName) input.value = ""; // no longer "near 人民路"
     state.place = { lat: lat, lng: lng, sys: sys };
     state.placeName = name || null;
     status("");
