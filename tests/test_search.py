@@ -301,3 +301,50 @@ def test_every_query_shape_uses_the_index(connection, town, backend, q):
             assert f"SCAN {table}_fts VIRTUAL TABLE INDEX 0:M" in plan, plan
             assert "USING INTEGER PRIMARY KEY" in plan, plan
             assert f"SCAN {table} " not in plan + " " and "SCAN s " not in plan + " ", plan
+
+
+# -- places from the OSM extract, through the network import ------------------------------
+
+
+@pytest.fixture(scope="session")
+def search_town_pbf(tmp_path_factory):
+    from tests.osm_fixtures import write_search_town
+
+    return write_search_town(tmp_path_factory.mktemp("osm") / "search_town.osm.pbf")
+
+
+@pytest.fixture
+def imported(store, search_town_pbf):
+    from app.network.service import import_network
+
+    report = import_network(store, search_town_pbf)
+    assert report.places_found == 7  # 3 streets, the square, the metro station, the hospital, the neighbourhood
+    return store
+
+
+def test_the_network_import_collects_places(client, imported):
+    found = {(r["name"], r["type"], r["kind"]) for r in _search(client, "人民")["results"]}
+    assert found == {("人民路", "street", "street"), ("人民广场", "place", "square"),
+                     ("人民新村", "place", "neighbourhood"), ("人民路公厕", "station", "toilet")}
+    assert [(r["name"], r["kind"]) for r in _search(client, "wygc")["results"]] == [("五一广场", "metro_station")]
+    assert [(r["name"], r["kind"]) for r in _search(client, "湘雅")["results"]] == [("湘雅医院", "hospital")]
+    assert _search(client, "不是地标")["results"] == []  # a named bench is no landmark
+    square = _search(client, "人民广场")["results"][0]
+    assert (square["lat"], square["lng"]) == pytest.approx(at(0, 8), abs=1e-6)  # the middle of its outline
+
+
+def test_a_street_of_several_ways_is_one_line(client, imported):
+    streets = [r for r in _search(client, "renminlu", near="%f,%f" % at(-4, 3))["results"] if r["type"] == "street"]
+    assert len(streets) == 1
+    assert (streets[0]["lat"], streets[0]["lng"]) == pytest.approx(at(-4, 0), abs=1e-6)  # on way 500
+    east = _search(client, "renminlu", near="%f,%f" % at(4, -2))["results"][0]
+    assert (east["lat"], east["lng"]) == pytest.approx(at(4, 0), abs=1e-6)  # on way 501
+    assert east["distance_m"] == pytest.approx(200, abs=0.5)
+
+
+def test_a_new_import_replaces_the_places(client, imported, search_town_pbf, river_town_pbf):
+    from app.network.service import import_network
+
+    import_network(imported, river_town_pbf, force=True)
+    assert _search(client, "人民广场")["results"] == []
+    assert [r["name"] for r in _search(client, "west street")["results"]][:1] == ["West street"]

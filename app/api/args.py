@@ -293,7 +293,10 @@ SearchText = Annotated[str, Field(
                 f"to at most {MAX_QUERY_CHARS} characters. A single letter or digit finds nothing."),
     AfterValidator(_search_text)]
 Near = Annotated[tuple[float, float] | None, BeforeValidator(_lat_lng), WithJsonSchema({
-    "type": "string", "pattern": r"^[-+]?[0-9.]+(e[-+]?[0-9]+)?,[-+]?[0-9.]+(e[-+]?[0-9]+)?$",
+    "type": "array", "minItems": 2, "maxItems": 2,
+    "prefixItems": [{"type": "number", "minimum": -90, "maximum": 90},
+                    {"type": "number", "minimum": -180, "maximum": 180}],
+    "items": False,
     "description": "LAT,LNG in `coordsys`, e.g. the map's centre: results are ranked by distance from it, and "
                    "a street is answered at its point nearest to it.",
 })]
