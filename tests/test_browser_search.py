@@ -105,6 +105,12 @@ def test_without_a_position_the_page_opens_on_the_city_with_its_stations(live, b
     search = page.get_by_role("combobox", name="搜索站点、街道或地点")
     assert search.is_enabled() and search.get_attribute("aria-expanded") == "false"
     shot(page, "21-no-position-city")
+    # The filters apply to the stations in view too.
+    page.get_by_role("button", name="饮用水", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('#list .item').length === 1")
+    assert names(page) == ["West fountain"] and "amenity=drinking_water" in page.url
+    page.get_by_role("button", name="饮用水", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('#list .item').length === 2")
     # Saying yes later: the same line's button finds the stations nearest the person.
     page.context.set_geolocation({"latitude": town.P[0], "longitude": town.P[1]})
     page.context.grant_permissions(["geolocation"])

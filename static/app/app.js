@@ -401,7 +401,7 @@
     return API + "/stations/nearest?" + q.toString();
   }
   function load() {
-    if (!state.place) return;
+    if (!state.place) { writeUrl(); return loadView(); } // no place yet: the filters apply to the stations in view
     writeUrl();
     var url = query();
     var list = document.getElementById("list");
