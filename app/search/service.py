@@ -19,7 +19,7 @@ from app.stations.store import StationStore
 
 # Candidates read per table and round: the nearest ones when there is a point. Enough for a
 # list of at most 20 after the exact check; bounded so a common query (人) never reads thousands.
-CANDIDATES = 200
+CANDIDATES = 100
 TYPE_ORDER = {"station": 0, "street": 1, "place": 2}
 STATION_FIELDS = ("name", "address", "operator")
 

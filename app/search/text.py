@@ -48,6 +48,7 @@ _WHITESPACE = re.compile(r"\s+")
 _U_UMLAUT = str.maketrans({"ü": "v", "ǖ": "v", "ǘ": "v", "ǚ": "v", "ǜ": "v"})
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise(text: str) -> str:
     """The one normal form: NFKC (full-width ｒｍｌ → rml, ２ → 2), lower case, no whitespace
     (``ren min lu`` = ``renminlu``; Chinese names have none), no tone marks (``rénmín`` →
