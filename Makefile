@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors clean
+.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
 setup: python db demo browser tools
@@ -96,3 +96,8 @@ clean:
 bench-sensors: python
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  BENCH_DATABASE_URL="$$(echo $$url | sed 's#/[^/]*$$#/yizhan_bench_sensors#')" $(PY) bench/sensors.py $(BENCH_ARGS)
+
+## bench-search: search by name on 1M stations + the synthetic city's streets, both stores (store, HTTP, naive LIKE)
+bench-search: python
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$url" $(PY) bench/search.py $(BENCH_ARGS)

@@ -98,6 +98,7 @@ def import_network(path, no_stations, force):
         counts = report.stations_written
         written = f"{counts.inserted:,} new, {counts.updated:,} updated, {counts.unchanged:,} unchanged" if counts else "none"
         _say(f"Stations from the extract: {report.stations_found:,} found ({written}).")
+    _say(f"Places for search (named streets, squares, neighbourhoods, landmarks): {report.places_found:,}.")
     _say(f"Network imported in {time.perf_counter() - started:.1f}s.")
 
 

@@ -5,6 +5,7 @@ import os
 from datetime import timedelta
 
 from app.network.modes import MAX_SPEED_KMH, MIN_SPEED_KMH, MODES
+from app.numbers import is_plain_integer, is_plain_number
 from app.stations.live import DEFAULT_STALE_AFTER_S
 from app.stations.model import DEFAULT_TIMEZONE
 
@@ -54,6 +55,38 @@ def _whole(name: str, default: int, low: int, high: int, unit: str) -> int:
     return value
 
 
+# The page's zoom levels a city can be opened at (3: a continent, 19: a doorway).
+MIN_START_ZOOM, MAX_START_ZOOM = 3, 19
+DEFAULT_START_ZOOM = 13  # a Chinese city's centre fills a phone's map at 13
+
+
+def default_view() -> tuple[tuple[float, float] | None, int | None]:
+    """YIZHAN_DEFAULT_CENTER ("lat,lng", WGS-84) and YIZHAN_DEFAULT_ZOOM: where the page opens
+    when it has no position. Both unset: (None, None), and the page opens on the stations' extent."""
+    raw_center = os.environ.get("YIZHAN_DEFAULT_CENTER", "").strip()
+    raw_zoom = os.environ.get("YIZHAN_DEFAULT_ZOOM", "").strip()
+    if not raw_center:
+        if raw_zoom:
+            raise ValueError("YIZHAN_DEFAULT_ZOOM needs YIZHAN_DEFAULT_CENTER (without a centre the page "
+                             "fits the stations' extent, which sets its own zoom)")
+        return None, None
+    parts = [p.strip() for p in raw_center.split(",")]
+    if len(parts) != 2 or not all(is_plain_number(p) for p in parts):
+        raise ValueError(f"YIZHAN_DEFAULT_CENTER must be 'lat,lng' in WGS-84 decimal degrees "
+                         f"(e.g. 27.83,113.15), got {raw_center!r}")
+    lat, lng = float(parts[0]), float(parts[1])
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise ValueError(f"YIZHAN_DEFAULT_CENTER must have -90 <= lat <= 90 and -180 <= lng <= 180, got {raw_center!r}")
+    if not raw_zoom:
+        return (lat, lng), DEFAULT_START_ZOOM
+    if not is_plain_integer(raw_zoom):
+        raise ValueError(f"YIZHAN_DEFAULT_ZOOM must be a whole zoom level, got {raw_zoom!r}")
+    zoom = int(raw_zoom)
+    if not MIN_START_ZOOM <= zoom <= MAX_START_ZOOM:
+        raise ValueError(f"YIZHAN_DEFAULT_ZOOM must be between {MIN_START_ZOOM} and {MAX_START_ZOOM}, got {zoom}")
+    return (lat, lng), zoom
+
+
 NEVER_AUTO_PREPARE = 2**31 - 1
 
 
@@ -94,6 +127,7 @@ def from_environment(instance_path: str) -> dict:
     default_db = "sqlite:///" + os.path.join(instance_path, "yizhan.sqlite3")
     url = normalise_database_url(os.environ.get("DATABASE_URL") or default_db)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    center, zoom = default_view()
     return {
         "SQLALCHEMY_DATABASE_URI": url,
         # gzip only: every WeChat web-view and old Android browser takes it.
@@ -108,6 +142,10 @@ def from_environment(instance_path: str) -> dict:
         "YIZHAN_PUBLIC_URL": os.environ.get("YIZHAN_PUBLIC_URL", ""),
         # Map tiles: osm (WGS-84), tianditu (天地图, WGS-84-compatible, needs a key), amap (GCJ-02), none.
         "YIZHAN_TILES": os.environ.get("YIZHAN_TILES", "osm"),
+        # Where the page opens without a position (WGS-84 "lat,lng" and a zoom); unset: the
+        # extent of the active stations (app.web).
+        "YIZHAN_DEFAULT_CENTER": center,
+        "YIZHAN_DEFAULT_ZOOM": zoom,
         "TIANDITU_KEY": os.environ.get("TIANDITU_KEY", ""),
         # WeChat JS-SDK (optional): without an app id and secret the page works without it.
         "WECHAT_APP_ID": os.environ.get("WECHAT_APP_ID", ""),

@@ -23,6 +23,21 @@ M_PER_DEG_LAT = 110_815.0
 M_PER_DEG_LNG = 98_512.0
 
 
+# Words Chinese street names are made of (for the search benchmark): 40 x 40 x 2 names.
+NAME_WORDS = ("人民", "解放", "建设", "中山", "长沙", "重庆", "芙蓉", "天元", "荷塘", "石峰", "芦淞", "神农", "湘江",
+              "株洲", "新华", "红旗", "东风", "胜利", "和平", "友谊", "五一", "八一", "黄河", "长江", "珠江", "朝阳",
+              "光明", "幸福", "文化", "体育", "车站", "建宁", "桂花", "茶陵", "炎帝", "响石", "铁道", "钻石", "栗雨",
+              "泰山")
+DIRECTIONS = ("东", "西", "南", "北", "中", "新", "老", "前", "后", "上", "下", "内", "外", "大", "小", "一", "二",
+              "三", "四", "五", "六", "七", "八", "九", "十", "横", "纵", "环", "滨江", "沿河", "望江", "青年", "学府",
+              "工业", "商业", "金山", "银山", "花园", "凤凰", "龙泉")
+
+
+def street_name(n: int, suffix: str) -> str:
+    """A Chinese street name for row or column ``n`` (路 for rows, 街 for columns)."""
+    return NAME_WORDS[n % len(NAME_WORDS)] + DIRECTIONS[n // len(NAME_WORDS) % len(DIRECTIONS)] + suffix
+
+
 def write_city(path: str, size: int = 320, seed: int = 7) -> dict:
     rng = random.Random(seed)
     river_col = size // 2
@@ -42,19 +57,21 @@ def write_city(path: str, size: int = 320, seed: int = 7) -> dict:
             missing = rng.random() < 0.03
             if crossing or missing:
                 if len(run) > 1:
-                    ways.append((way_id, run, {"highway": "residential", **({"oneway": "yes"} if oneway else {})}))
+                    ways.append((way_id, run, {"highway": "residential", "name": street_name(i, "路"),
+                                               **({"oneway": "yes"} if oneway else {})}))
                     way_id += 1
                 run = [node_id(i, j)]
             else:
                 run.append(node_id(i, j))
         if len(run) > 1:
-            ways.append((way_id, run, {"highway": "residential", **({"oneway": "yes"} if oneway else {})}))
+            ways.append((way_id, run, {"highway": "residential", "name": street_name(i, "路"),
+                                       **({"oneway": "yes"} if oneway else {})}))
             way_id += 1
     # north-south streets (columns); the river column has no street
     for j in range(size):
         if j == river_col:
             continue
-        tag = {"highway": "tertiary" if j % 10 == 0 else "residential"}
+        tag = {"highway": "tertiary" if j % 10 == 0 else "residential", "name": street_name(j, "街")}
         run = [node_id(0, j)]
         for i in range(1, size):
             if rng.random() < 0.03:

@@ -201,3 +201,36 @@ def write_grid(path: str, side: int) -> str:
         for i in range(side - 1):
             ways.append((len(ways) + 1, [1 + i * side + j, 1 + (i + 1) * side + j], {"highway": "residential"}))
     return _write(path, nodes, ways, {})
+
+
+# -- search: a town with Chinese street and place names ---------------------------------
+
+SEARCH_SQUARE = (at(-1, 7), at(1, 7), at(1, 9), at(-1, 9))  # 人民广场, a 200 m square around (0, 8)
+
+
+def write_search_town(path: str) -> str:
+    """Named streets (人民路 in two ways that meet at (0,0); 长沙路; 重庆路), a square drawn as an
+    area (人民广场), a metro station, a hospital and a neighbourhood, and one toilet:
+
+        (-5,0) === 人民路 (way 500) === (0,0) === 人民路 (way 501) === (5,0) --- 长沙路 --- (10,0)
+        重庆路 runs north from (10,0) to (10,10); 人民广场 is the square (-1..1, 7..9);
+        五一广场 metro station at (3,8), 湘雅医院 at (6,6), 人民新村 (neighbourhood) at (-6,6).
+    """
+    nodes = {1: (-5, 0), 2: (0, 0), 3: (5, 0), 4: (10, 0), 5: (10, 10),
+             6: (-1, 7), 7: (1, 7), 8: (1, 9), 9: (-1, 9)}
+    ways = [
+        (500, [1, 2], {"highway": "primary", "name": "人民路"}),
+        (501, [2, 3], {"highway": "primary", "name": "人民路"}),
+        (502, [3, 4], {"highway": "secondary", "name": "长沙路"}),
+        (503, [4, 5], {"highway": "residential", "name": "重庆路"}),
+        (504, [6, 7, 8, 9, 6], {"place": "square", "name": "人民广场"}),
+        (505, [6, 7], {"highway": "footway"}),  # unnamed: not a street
+    ]
+    named = {
+        950: (at(3, 8), {"railway": "station", "station": "subway", "name": "五一广场"}),
+        951: (at(6, 6), {"amenity": "hospital", "name": "湘雅医院"}),
+        952: (at(-6, 6), {"place": "neighbourhood", "name": "人民新村"}),
+        953: (at(2, 1), {"amenity": "toilets", "name": "人民路公厕"}),
+        954: (at(2, 2), {"amenity": "bench", "name": "不是地标"}),
+    }
+    return _write(path, nodes, ways, named)

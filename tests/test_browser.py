@@ -335,7 +335,9 @@ def test_without_location_permission_the_map_can_be_tapped(live, browser):
     # tap the map: the place becomes where the tap was
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    assert names(page)  # stations near the default centre (the river town sits there)
+    # the list was the stations in view; now it is the nearest to the tap
+    page.wait_for_function("document.getElementById('list-title').textContent === '附近站点'")
+    assert names(page)  # stations near the start view's centre (the river town sits there)
 
 
 def test_denied_location_explains_and_locate_button_asks_again(live, browser):
@@ -346,6 +348,8 @@ def test_denied_location_explains_and_locate_button_asks_again(live, browser):
     page.wait_for_selector("#status:not([hidden])")
     context.grant_permissions(["geolocation"])
     page.get_by_role("button", name="定位", exact=True).click()
+    # until then the list was the stations in view (issue #10); now the nearest to the person
+    page.wait_for_function("document.getElementById('list-title').textContent === '附近站点'")
     assert names(page)[0] == "West fountain"
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.api.contract import Args
@@ -21,6 +21,7 @@ from app.ops.accounts import ORG_CODE_MAX_LENGTH, ORG_CODE_PATTERN
 from app.ops.assessment import PERIOD_EXAMPLE, PERIOD_PATTERN
 from app.ops.categories import CODE_MAX_LENGTH, CODE_PATTERN
 from app.ops.workflow import STATES
+from app.search.text import MAX_QUERY_CHARS, normalise
 from app.stations.live import BATTERY_TYPE_MAX_LENGTH, BATTERY_TYPE_PATTERN
 from app.stations.model import MAX_SEARCH_M, StationFilter
 from app.stations.vocabulary import AMENITIES, KINDS
@@ -255,6 +256,60 @@ class ServingArgs(Located, Filtered, Travel):
 
 class CoverageArgs(Boxed, Filtered, Travel):
     pass
+
+
+MAX_SEARCH_RESULTS, DEFAULT_SEARCH_RESULTS = 20, 8
+# A query string longer than this is refused before it is even normalised.
+MAX_RAW_QUERY_CHARS = 256
+
+
+def _search_text(value: str) -> str:
+    """The normalised query (app.search.text.normalise): not empty, at most MAX_QUERY_CHARS."""
+    text = normalise(value)
+    if not text:
+        raise PydanticCustomError("invalid_parameter", "'q' has nothing to search for once spaces are removed.")
+    if len(text) > MAX_QUERY_CHARS:
+        raise PydanticCustomError("out_of_range", f"'q' must be at most {MAX_QUERY_CHARS} characters.")
+    return text
+
+
+def _lat_lng(value):
+    """'LAT,LNG' as two plain numbers in range."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split(",")
+    if len(parts) != 2 or not all(is_plain_number(p.strip()) for p in parts):
+        raise PydanticCustomError("invalid_parameter", "'near' must be LAT,LNG: two numbers, e.g. 27.83,113.15.")
+    lat, lng = (float(p) for p in parts)
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise PydanticCustomError("out_of_range", "'near' must have a latitude within ±90 and a longitude within ±180.")
+    return lat, lng
+
+
+SearchText = Annotated[str, Field(
+    min_length=1, max_length=MAX_RAW_QUERY_CHARS,
+    description=f"What to look for: Chinese characters, pinyin with or without tones and spaces, initials, or a "
+                f"mix (人民g). Normalised (full-width to half-width, lower case, no spaces, no tone marks, ü as v) "
+                f"to at most {MAX_QUERY_CHARS} characters. A single letter or digit finds nothing."),
+    AfterValidator(_search_text)]
+Near = Annotated[tuple[float, float] | None, BeforeValidator(_lat_lng), WithJsonSchema({
+    "type": "array", "minItems": 2, "maxItems": 2,
+    "prefixItems": [{"type": "number", "minimum": -90, "maximum": 90},
+                    {"type": "number", "minimum": -180, "maximum": 180}],
+    "items": False,
+    "description": "LAT,LNG in `coordsys`, e.g. the map's centre: results are ranked by distance from it, and "
+                   "a street is answered at its point nearest to it.",
+})]
+
+
+class SearchArgs(Answered):
+    q: SearchText
+    near: Near = None
+    limit: _integer(1, MAX_SEARCH_RESULTS, "At most this many results.") = DEFAULT_SEARCH_RESULTS
+
+    @property
+    def near_wgs84(self) -> tuple[float, float] | None:
+        return None if self.near is None else to_wgs84(self.near[0], self.near[1], self.coordsys)
 
 
 # -- staff (operations) --------------------------------------------------------------

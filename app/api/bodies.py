@@ -148,6 +148,27 @@ class NearestAnswer(Body):
     results: list[NearestHit]
 
 
+class SearchResult(Body):
+    type: Literal["station", "street", "place"]
+    id: int | None = Field(description="The station's id (open it with /stations/{id}); null for streets and places.")
+    name: str
+    kind: str = Field(description="A station's kind (see /meta), or the place's: street, square, neighbourhood, "
+                                  "metro_station, hospital, park, marketplace, …")
+    matched: Literal["name", "address", "operator"] = Field(description="The field the query matched.")
+    match: Literal["exact", "prefix", "substring", "pinyin", "initials", "fuzzy"] = Field(
+        description="How: the whole text, its start, inside it (characters); by full pinyin (the last syllable may "
+                    "be unfinished), by initials; or, only when nothing else matched, within a typo (Latin text).")
+    lat: float = Field(description="In `out_coordsys`; for a street, its point nearest `near` (else its middle).")
+    lng: float
+    distance_m: float | None = Field(description="Geodesic metres from `near`; null without it.")
+
+
+class SearchAnswer(Body):
+    query: str = Field(description="The query as searched (normalised).")
+    results: list[SearchResult] = Field(description="Best first: the whole name, then its start, then the rest; "
+                                                    "within each, nearest first; then station, street, place.")
+
+
 class PointGeometry(Body):
     type: Literal["Point"]
     coordinates: tuple[float, float]

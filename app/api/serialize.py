@@ -205,3 +205,12 @@ def coverage(result, mode: str, minutes: int, coordsys: str) -> dict:
 def labelled(vocabulary: dict, **extra) -> list[dict]:
     """A vocabulary (id -> labels) as a list of terms, with per-term extras given as dicts by id."""
     return [{"id": key, "labels": labels, **{k: v[key] for k, v in extra.items()}} for key, labels in vocabulary.items()]
+
+
+def search_results(query: str, hits, coordsys: str) -> dict:
+    """/search's answer: each SearchHit with its point in ``coordsys``."""
+    return {"query": query, "results": [{
+        "type": h.type, "id": h.id, "name": h.name, "kind": h.kind, "matched": h.matched, "match": h.match,
+        **point(h.lat, h.lng, coordsys),
+        "distance_m": None if h.distance_m is None else round(h.distance_m, 1),
+    } for h in hits]}

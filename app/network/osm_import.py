@@ -14,6 +14,7 @@ import numpy as np
 from app.geo.geodesic import metres_per_degree
 from app.network.graph import Graph
 from app.network.modes import MODE_NAMES
+from app.search.places import PlaceCollector
 from app.stations import osm as osm_tags
 
 _WALK_HIGHWAYS = {
@@ -150,8 +151,9 @@ def segment_lengths(lat, lng, u, v) -> np.ndarray:
     return np.hypot((lat[v] - lat[u]) * ky, d_lng * kx)
 
 
-def read_extract(path: str, progress: Callable[[str], None] | None = None):
-    """Graphs by mode and the extract's station records [(where, record)], from one pass."""
+def read_extract(path: str, progress: Callable[[str], None] | None = None, places: PlaceCollector | None = None):
+    """Graphs by mode and the extract's station records [(where, record)], from one pass;
+    named streets, squares, neighbourhoods and landmarks go to ``places`` when given."""
     import osmium
 
     if not os.path.isfile(path):
@@ -175,11 +177,23 @@ def read_extract(path: str, progress: Callable[[str], None] | None = None):
                     directions = ebike_directions(tags)
                     if directions:
                         builders["ebike"].add_way(nodes, *directions, grade_separated)
-                elif "amenity" in tags:
-                    _station_from(stations, "way", obj.id, tags,
-                                  [(n.lat, n.lon) for n in obj.nodes if n.location.valid()])
-            elif obj.is_node() and "amenity" in tags:
-                _station_from(stations, "node", obj.id, tags, [(obj.lat, obj.lon)] if obj.location.valid() else [])
+                    if places is not None and "name" in tags:
+                        places.add("way", obj.id, _tag_dict(tags), [(lat, lng) for _, lat, lng in nodes])
+                    continue
+                points = None
+                if "amenity" in tags:
+                    points = [(n.lat, n.lon) for n in obj.nodes if n.location.valid()]
+                    _station_from(stations, "way", obj.id, tags, points)
+                if places is not None and "name" in tags:
+                    if points is None:
+                        points = [(n.lat, n.lon) for n in obj.nodes if n.location.valid()]
+                    places.add("way", obj.id, _tag_dict(tags), points)
+            elif obj.is_node() and tags:
+                point = [(obj.lat, obj.lon)] if obj.location.valid() else []
+                if "amenity" in tags:
+                    _station_from(stations, "node", obj.id, tags, point)
+                if places is not None and "name" in tags:
+                    places.add("node", obj.id, _tag_dict(tags), point)
     except RuntimeError as exc:  # libosmium's errors for unreadable or non-OSM input
         raise NetworkImportError(f"cannot read {path!r} as an OpenStreetMap extract: {exc}") from None
     graphs = {mode: b.build() for mode, b in builders.items()}
@@ -189,11 +203,14 @@ def read_extract(path: str, progress: Callable[[str], None] | None = None):
 
 
 def _station_from(out: list, kind: str, osm_id: int, tags, points) -> None:
-    tag_dict = {t.k: t.v for t in tags}
-    fields = osm_tags.station_fields(tag_dict)
+    fields = osm_tags.station_fields(_tag_dict(tags))
     if fields is None or not points:
         return
     # A way (e.g. a toilet building): the middle of its nodes is inside or on it for small outlines.
     lat = sum(p[0] for p in points) / len(points)
     lng = sum(p[1] for p in points) / len(points)
     out.append((f"{kind}/{osm_id}", {**fields, "lat": lat, "lng": lng, "source_id": f"{kind}/{osm_id}"}))
+
+
+def _tag_dict(tags) -> dict[str, str]:
+    return {t.k: t.v for t in tags}

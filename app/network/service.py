@@ -16,6 +16,7 @@ from app.network.graph import Graph
 from app.network.isochrone import geodesic_circle, reach_from, reach_polygon
 from app.network.modes import SNAP_MAX_M, metres_for
 from app.network.osm_import import NetworkImportError, read_extract
+from app.search.places import PlaceCollector
 from app.network.polygon import area_km2
 from app.stations import hours
 from app.stations.importing import RowError, parse_record
@@ -71,6 +72,7 @@ class NetworkImportReport:
     stations_found: int = 0
     stations_invalid: list[str] = field(default_factory=list)
     stations_written: object = None
+    places_found: int = 0  # named streets, squares, neighbourhoods and landmarks, for search
 
 
 def import_network(
@@ -90,7 +92,8 @@ def import_network(
     KEEP_AT_LEAST) is refused unless ``force``.
     """
     say = progress or (lambda _m: None)
-    graphs, raw_stations = read_extract(path, progress=say)
+    collector = PlaceCollector()
+    graphs, raw_stations = read_extract(path, progress=say, places=collector)
     shrunk = []
     for mode, graph in graphs.items():
         road_km = graph.seg_len.sum() / 1000
@@ -126,10 +129,13 @@ def import_network(
             except RowError as exc:
                 report.stations_invalid.append(f"{where}: {exc.field}: {exc.reason}")
         report.stations_found = len(raw_stations)
+    places = collector.places()
+    report.places_found = len(places)
     with store.transaction():
         store.replace_networks(records)
         if stations:
             report.stations_written = store.upsert(stations)
+        store.replace_places(places)
     return report
 
 

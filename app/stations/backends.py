@@ -35,6 +35,7 @@ def drop_all_tables(bind: Engine | Connection) -> None:
             names = conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
                 " AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' AND name NOT LIKE '%_rtree_%'"
+                " AND name NOT LIKE '%\\_fts\\_%' ESCAPE '\\'"  # FTS5's own tables go with their index
             ).scalars().all()
             virtual = conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"

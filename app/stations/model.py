@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 
+from app.search.text import search_key as make_search_key
 from app.stations.hours import HoursState
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -49,6 +50,13 @@ class StationInput:
         "Charged batteries in a swap cabinet, when reported.", None)
     status: str = _column("active, closed or removed.", "active", public="detail")
     timezone: str = _column("Time zone its opening hours are in.", DEFAULT_TIMEZONE, public="detail")
+    # Search (issue #10): the indexed search key of its name, address and operator, made here
+    # and only here (app.search.text.search_key), so every way a station is built agrees.
+    search_key: str | None = _column("Indexed search key (characters, pinyin, initials).", None, public=None)
+
+    def __post_init__(self):
+        if self.search_key is None:
+            object.__setattr__(self, "search_key", make_search_key(self.name, self.address, self.operator))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,41 @@ class StationFilter:
     def narrowing(self) -> bool:
         """Whether the database must filter (so a nearest scan is kept inside its radius)."""
         return bool(self.kinds or self.amenities or self.live)
+
+
+PLACE_TYPES = ("street", "place")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A named street, square, neighbourhood or landmark from the OSM extract (search only).
+
+    ``lat``/``lng``: a point on it (a street's middle vertex); ``line_wkb``: a street's
+    (multi)line, WKB in lng/lat, None for other places.
+    """
+
+    osm_id: str
+    type: str  # one of PLACE_TYPES
+    kind: str  # street, square, neighbourhood, metro_station, hospital, park, …
+    name: str
+    lat: float
+    lng: float
+    line_wkb: bytes | None = None
+    id: int = 0
+    search_key: str | None = None
+
+    def __post_init__(self):
+        if self.search_key is None:
+            object.__setattr__(self, "search_key", make_search_key(self.name))
+
+
+@dataclass(frozen=True)
+class SearchCandidates:
+    """Active stations and places whose search key holds one of the query's patterns (nearest
+    to the search point first, when there is one): what the search then checks and ranks."""
+
+    stations: list  # [Station]
+    places: list  # [Place]
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ import shapely
 from sqlalchemy import text
 
 from app.geo.geodesic import Box, boxes_within, degree_reach
+from app.search.text import like_escape
 from app.stations.model import (
-    KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, ServiceArea, Station, StationFilter,
-    StationInput, UpsertCounts,
+    KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, SearchCandidates, ServiceArea, Station,
+    StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    Progress, StationStore, filter_sql, named, pyformat, rank, row_to_station, signature_sql,
+    PLACE_COLUMNS, Progress, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
+    row_to_station, signature_sql,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -87,6 +89,22 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
     return " AND (" + " OR ".join(parts) + ")"
 
 
+def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
+    """The candidate queries (station, place) for ``patterns`` and their parameters (psycopg style)."""
+    params: dict = {"n": n}
+    likes = []
+    for i, pattern in enumerate(patterns):
+        params[f"p{i}"] = f"%{like_escape(pattern)}%"
+        likes.append(f"search_key LIKE %(p{i})s ESCAPE '\\'")
+    order, order_params = near_order(near, mark=pyformat)
+    params.update(order_params)
+    where = " OR ".join(likes)
+    return {
+        "station": f"SELECT {_COLS} FROM station WHERE status = 'active' AND ({where}) ORDER BY {order} LIMIT %(n)s",
+        "place": f"SELECT {', '.join(PLACE_COLUMNS)} FROM place WHERE {where} ORDER BY {order} LIMIT %(n)s",
+    }, params
+
+
 class PostgisStore(StationStore):
     backend = "postgis"
     _area_wkb_sql = "ST_AsBinary(a.geom)"
@@ -111,6 +129,16 @@ class PostgisStore(StationStore):
                 if rows[-1][-1] > needed:
                     return hits  # the index has passed every point that could be nearer
                 n *= 4
+
+    def search_candidates(self, patterns, near, n) -> SearchCandidates:
+        # pg_trgm's GIN index serves each LIKE (a pattern of ≥ 3 characters gives it trigrams
+        # to look up); the ORs become a BitmapOr. Planned for these values each time (never a
+        # generic plan, which cannot know the pattern's selectivity).
+        sql, params = search_sql(patterns, near, n)
+        with self.driver_reading() as cursor:
+            stations = [row_to_station(r) for r in cursor.execute(sql["station"], params, prepare=False)]
+            places = [row_to_place(r) for r in cursor.execute(sql["place"], params, prepare=False)]
+        return SearchCandidates(stations, places)
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, dialect=_DIALECT)

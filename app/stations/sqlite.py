@@ -18,10 +18,13 @@ from sqlalchemy import event, text
 
 from app.geo.geodesic import Box, boxes_within
 from app.stations.model import (
-    KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, ServiceArea, Station, StationFilter,
-    StationInput, UpsertCounts,
+    KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, SearchCandidates, ServiceArea, Station,
+    StationFilter, StationInput, UpsertCounts,
 )
-from app.stations.store import Progress, StationStore, filter_sql, rank, row_to_station, signature_sql
+from app.stations.store import (
+    PLACE_COLUMNS, Progress, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
+    signature_sql,
+)
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
 _FIRST_RADIUS_M = 400.0
@@ -40,6 +43,25 @@ def _box_sql(boxes: list[Box], params: dict) -> str:
         )
         params.update({f"w{i}": b.west, f"s{i}": b.south, f"e{i}": b.east, f"n{i}": b.north})
     return "s.id IN (SELECT id FROM station_rtree WHERE " + " OR ".join(parts) + ")"
+
+
+def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
+    """The candidate queries (station, place) for ``patterns`` and their parameters.
+
+    Each pattern is an FTS5 phrase: with the trigram tokenizer a phrase matches where its
+    text occurs as a substring (it must be ≥ 3 characters); the FTS index gives the rowids,
+    and the rows are then read by primary key.
+    """
+    match = " OR ".join('"' + p.replace('"', '""') + '"' for p in patterns)
+    order, params = near_order(near)
+    params.update(match=match, n=n)
+    place_cols = ", ".join(PLACE_COLUMNS)
+    return {
+        "station": f"SELECT {_COLS} FROM station s WHERE s.id IN (SELECT rowid FROM station_fts"
+                   f" WHERE station_fts MATCH :match) AND s.status = 'active' ORDER BY {order} LIMIT :n",
+        "place": f"SELECT {place_cols} FROM place WHERE id IN (SELECT rowid FROM place_fts"
+                 f" WHERE place_fts MATCH :match) ORDER BY {order} LIMIT :n",
+    }, params
 
 
 def configure_engine(engine) -> None:
@@ -99,6 +121,13 @@ class SqliteStore(StationStore):
                 # Grow by the density seen so far: k results need ~sqrt(k/found) x the radius.
                 growth = math.sqrt(query.limit / len(inside)) * 1.2 if inside else 4.0
                 radius = min(radius * min(max(growth, 1.5), 4.0), limit_radius)
+
+    def search_candidates(self, patterns, near, n) -> SearchCandidates:
+        sql, params = search_sql(patterns, near, n)
+        with self.driver_reading() as cursor:
+            stations = [row_to_station(r) for r in cursor.execute(sql["station"], params).fetchall()]
+            places = [row_to_place(r) for r in cursor.execute(sql["place"], params).fetchall()]
+        return SearchCandidates(stations, places)
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, "s.")

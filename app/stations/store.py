@@ -10,6 +10,7 @@ proves no unseen station can be nearer than the k-th result.
 """
 from __future__ import annotations
 
+import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -25,8 +26,8 @@ from app.dbtime import from_db, to_db
 from app.geo.geodesic import Box, distances_m
 from app.stations import hours
 from app.stations.model import (
-    STATION_COLUMNS, STATION_FIELDS, Hit, NearestQuery, NetworkRecord, ServiceArea, Station, StationFilter,
-    StationInput, UpsertCounts,
+    STATION_COLUMNS, STATION_FIELDS, Hit, NearestQuery, NetworkRecord, Place, SearchCandidates, ServiceArea,
+    Station, StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.vocabulary import amenity_mask
 
@@ -175,9 +176,41 @@ class StationStore(ABC):
         with self.reading() as conn:
             return conn.execute(text("SELECT count(*) FROM station")).scalar_one()
 
+    def active_extent(self) -> Box | None:
+        """The smallest WGS-84 rectangle holding every active station; None when there is none.
+
+        One aggregate over the table, the same on both stores: callers that ask often cache it
+        (the page opens on it when it has no position; app.web)."""
+        with self.reading() as conn:
+            row = conn.execute(text(
+                "SELECT min(lat), min(lng), max(lat), max(lng) FROM station WHERE status = 'active'"
+            )).one()
+        return None if row[0] is None else Box(*(float(v) for v in row))
+
     @abstractmethod
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         """Up to ``n`` active matching stations in ``box`` with id > after_id, by id."""
+
+    # -- search by name --------------------------------------------------------
+
+    @abstractmethod
+    def search_candidates(self, patterns: Sequence[str], near: tuple[float, float] | None,
+                          n: int) -> SearchCandidates:
+        """Up to ``n`` active stations and up to ``n`` places whose search key contains any of
+        ``patterns`` (each ≥ 3 characters; found through the trigram index, never a scan),
+        nearest to ``near`` (WGS-84 lat, lng) first, else by id. See app.search.text."""
+
+    def replace_places(self, places: Sequence[Place]) -> int:
+        """Swap in the extract's places (all in one transaction; readers see the old or the new)."""
+        with self.bulk_transaction() as conn:
+            conn.execute(text("DELETE FROM place"))
+            if places:
+                conn.execute(text(
+                    "INSERT INTO place (osm_id, type, kind, name, lat, lng, line_wkb, search_key)"
+                    " VALUES (:osm_id, :type, :kind, :name, :lat, :lng, :line_wkb, :search_key)"),
+                    [{"osm_id": p.osm_id, "type": p.type, "kind": p.kind, "name": p.name, "lat": p.lat,
+                      "lng": p.lng, "line_wkb": p.line_wkb, "search_key": p.search_key} for p in places])
+        return len(places)
 
     # -- writes ------------------------------------------------------------
 
@@ -377,6 +410,26 @@ def signature_sql(flt: StationFilter, mark=named) -> str:
     (``station_signature`` is kept by triggers); the parameters are filter_sql's."""
     conditions, _ = filter_sql(flt, "g.", active=False, mark=mark)
     return f"SELECT 1 FROM station_signature g WHERE g.active > 0{conditions}"
+
+
+PLACE_COLUMNS = ("osm_id", "type", "kind", "name", "lat", "lng", "line_wkb", "id")
+
+
+def row_to_place(row) -> Place:
+    """A Place from a row of PLACE_COLUMNS (its search key is not read back)."""
+    osm_id, type_, kind, name, lat, lng, line, place_id = row[:len(PLACE_COLUMNS)]
+    return Place(osm_id, type_, kind, name, lat, lng, bytes(line) if line is not None else None, place_id, "")
+
+
+def near_order(near: tuple[float, float] | None, mark=named) -> tuple[str, dict]:
+    """ORDER BY terms: nearest to ``near`` first (squared degrees, longitude scaled to the
+    latitude: the same order as metres at city scale), ties and no ``near`` by id."""
+    if near is None:
+        return "id", {}
+    lat, lng = near
+    sql = (f"(lat - {mark('near_lat')}) * (lat - {mark('near_lat')})"
+           f" + (lng - {mark('near_lng')}) * (lng - {mark('near_lng')}) * {mark('near_kx')}, id")
+    return sql, {"near_lat": lat, "near_lng": lng, "near_kx": math.cos(math.radians(lat)) ** 2}
 
 
 def row_to_service_area(row, geom) -> ServiceArea:

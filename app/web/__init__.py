@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
+import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, has_request_context, make_response, render_template, request, send_from_directory
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.serialize import json_response
 from app.network.modes import DEFAULT_MINUTES, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
@@ -55,6 +57,31 @@ def absolute_url(path: str, app=None) -> str:
     return (base or "") + path
 
 
+# Without a configured centre and no station at all (a fresh install): mainland China.
+COUNTRY_VIEW = {"center": [35.0, 105.0], "zoom": 4}
+# How long the stations' extent is reused: imports change it rarely, and it costs a table scan.
+EXTENT_TTL_S = 600
+
+
+def start_view() -> dict:
+    """Where the page opens when it has no position (WGS-84): the configured centre and zoom,
+    else the active stations' extent ({"bounds": [[south, west], [north, east]]}), else the country."""
+    cfg = current_app.config
+    if cfg.get("YIZHAN_DEFAULT_CENTER"):
+        return {"center": list(cfg["YIZHAN_DEFAULT_CENTER"]), "zoom": cfg["YIZHAN_DEFAULT_ZOOM"]}
+    cached = current_app.extensions.get("yizhan_start_view")
+    now = time.monotonic()
+    if cached and cached[0] > now:
+        return cached[1]
+    try:
+        box = current_app.extensions["yizhan_store"].active_extent()
+    except SQLAlchemyError:  # the page still opens (the API then says the database is down); asked again next time
+        return COUNTRY_VIEW
+    view = {"bounds": [[box.south, box.west], [box.north, box.east]]} if box else COUNTRY_VIEW
+    current_app.extensions["yizhan_start_view"] = (now + EXTENT_TTL_S, view)
+    return view
+
+
 def _assets() -> Assets:
     return current_app.extensions["yizhan_assets"]
 
@@ -81,7 +108,7 @@ def _shell(title: str, description: str, station=None, status: int = 200):
         "wechat": {"enabled": wechat_on, "jssdk": cfg["WECHAT_JSSDK_URL"] if wechat_on else ""},
         "station": station["id"] if station else None,
         "catalogs": {code: assets.url(f"i18n/{code}.json") for code in LANGS},
-        "defaultCenter": [27.83, 113.15],
+        "start": start_view(),
         "description": description,
         "icon": assets.url("icons/icon-512.png"),
         # Travel modes and their speeds, as /api/v1/meta publishes them (for before it answers).

@@ -1,4 +1,4 @@
-/* Yizhan (驿站) web app: nearest stations, filters, the 15-minute circle, station sheets.
+/* Yizhan (驿站) web app: nearest stations, search, filters, the 15-minute circle, station sheets.
  * Plain ES2017, no framework. Every string comes from the message catalogs; every
  * coordinate is converted at the edge (the map's system is the tile preset's). */
 (function () {
@@ -17,7 +17,9 @@
   var IN_MINIPROGRAM = /miniProgram/i.test(UA) || window.__wxjs_environment === "miniprogram";
 
   var state = {
-    place: null, // {lat, lng, sys}: where the person is, or the place they tapped
+    place: null, // {lat, lng, sys}: where the person is, or the place they tapped or searched for
+    placeName: null, // the street or place chosen in the search box, while the list is around it
+    zoomTo: 0, // zoom in to at least this when the list's place is next drawn (after locating or searching)
     origin: null, // the same place in MAP_SYS, as the server converted it
     amenities: [],
     open: false,
@@ -35,6 +37,9 @@
   var map = null, cluster = null, meMarker = null, areaLayer = null, markers = {};
   var viewMarkers = {}; // other stations in view (not in the list), so the map shows what is around
   var viewTimer = null;
+  var VIEW_MIN_ZOOM = 12; // below this a map holds too many stations to fetch them all
+  var VIEW_LIST = 20; // stations listed from the view when there is no place
+  var LOCATED_ZOOM = 15; // streets and their stations, after locating or choosing a place
 
   // -- text -------------------------------------------------------------------------
   function t(key, vars) {
@@ -91,9 +96,16 @@
     function pad(n) { return (n < 10 ? "0" : "") + n; }
     return t("sheet.inspected_on", { date: at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) });
   }
-  function status(text) {
+  // The one line under the header: what is going on, and (optionally) one button to act on it.
+  function status(text, action) {
     var box = document.getElementById("status");
     box.textContent = text || "";
+    if (text && action) {
+      var button = el("button", { type: "button", class: "status-action", text: action.label });
+      button.addEventListener("click", action.run);
+      box.appendChild(document.createTextNode(" "));
+      box.appendChild(button);
+    }
     box.hidden = !text;
   }
 
@@ -144,6 +156,7 @@
     viewMarkers: function () {
       return Object.keys(viewMarkers).map(function (id) { var p = viewMarkers[id].getLatLng(); return { id: +id, lat: p.lat, lng: p.lng }; });
     },
+    view: function () { var c = map.getCenter(); return { lat: c.lat, lng: c.lng, zoom: map.getZoom() }; },
     mapSys: MAP_SYS
   };
 
@@ -167,7 +180,10 @@
   function readUrl() {
     var q = new URLSearchParams(location.search);
     var lat = parseFloat(q.get("lat")), lng = parseFloat(q.get("lng"));
-    if (isFinite(lat) && isFinite(lng)) state.place = { lat: lat, lng: lng, sys: q.get("coordsys") || "wgs84" };
+    if (isFinite(lat) && isFinite(lng)) {
+      state.place = { lat: lat, lng: lng, sys: q.get("coordsys") || "wgs84" };
+      state.placeName = q.get("q") || null; // a searched street or place: the list is "near 人民路"
+    }
     state.amenities = (q.get("amenity") || "").split(",").filter(Boolean);
     state.open = q.get("open") === "1";
     state.circle = parseCircle(q.get("circle"));
@@ -175,11 +191,12 @@
   }
   function writeUrl() {
     var q = new URLSearchParams(location.search);
-    ["lat", "lng", "coordsys", "amenity", "open", "circle", "z"].forEach(function (k) { q.delete(k); });
+    ["lat", "lng", "coordsys", "q", "amenity", "open", "circle", "z"].forEach(function (k) { q.delete(k); });
     if (state.place && !CONFIG.station) {
       q.set("lat", state.place.lat.toFixed(6));
       q.set("lng", state.place.lng.toFixed(6));
       if (state.place.sys !== "wgs84") q.set("coordsys", state.place.sys);
+      if (state.placeName) q.set("q", state.placeName);
     }
     if (map) q.set("z", String(map.getZoom()));
     if (state.amenities.length) q.set("amenity", state.amenities.join(","));
@@ -192,8 +209,8 @@
   // -- network ------------------------------------------------------------------------
   // Rejects with {http: true, message} when the server answered with an error (shown as
   // is), and with the fetch's own error when there was no answer at all (offline).
-  function getJSON(url) {
-    return fetch(url, { headers: { Accept: "application/json" } }).then(function (resp) {
+  function getJSON(url, signal) {
+    return fetch(url, { headers: { Accept: "application/json" }, signal: signal }).then(function (resp) {
       return resp.json().catch(function () { return {}; }).then(function (body) {
         if (!resp.ok) throw { http: true, message: (body.error && body.error.message) || resp.statusText };
         var offline = resp.headers.get("X-Yizhan-Offline") ? resp.headers.get("X-Yizhan-Fetched-At") : null;
@@ -257,6 +274,7 @@
   }
 
   // -- map ----------------------------------------------------------------------------
+  function toMap(wgs) { return MAP_SYS === "gcj02" ? wgsToGcj(wgs[0], wgs[1]) : wgs; }
   function initMap() {
     if (!window.L) return;
     map = L.map("map", { zoomControl: true, attributionControl: true, maxZoom: CONFIG.tiles.max_zoom || 19, minZoom: 3 });
@@ -269,9 +287,14 @@
       }).addTo(map);
       if (CONFIG.tiles.labels) L.tileLayer(CONFIG.tiles.labels, { subdomains: CONFIG.tiles.subdomains, maxZoom: CONFIG.tiles.max_zoom }).addTo(map);
     }
-    var c = CONFIG.defaultCenter;
-    var centre = MAP_SYS === "gcj02" ? wgsToGcj(c[0], c[1]) : c;
-    map.setView(centre, state.zoom);
+    // Without a position yet, the city: the configured centre, or the stations' extent (app.web start_view).
+    var start = CONFIG.start;
+    if (start.bounds && !state.place) {
+      map.fitBounds([toMap(start.bounds[0]), toMap(start.bounds[1])], { maxZoom: 16, padding: [8, 8] });
+    } else {
+      map.setView(toMap(start.center || [(start.bounds[0][0] + start.bounds[1][0]) / 2, (start.bounds[0][1] + start.bounds[1][1]) / 2]),
+        state.place ? state.zoom : start.zoom || state.zoom);
+    }
     cluster = L.markerClusterGroup ? L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false }) : L.layerGroup();
     cluster.addTo(map);
     map.on("click", function (e) { setPlace(e.latlng.lat, e.latlng.lng, MAP_SYS); });
@@ -283,8 +306,10 @@
       iconSize: [28, 28], iconAnchor: [14, 28] });
   }
   // Every matching station in the map's view (up to 500, clustered), besides the listed ones.
+  // Without a place (no position yet) they are also the list: the page never opens empty.
   function loadView() {
-    if (!map || map.getZoom() < 12) return;
+    if (!map) return;
+    if (map.getZoom() < VIEW_MIN_ZOOM) { if (!state.place) renderView([], false); return; }
     var b = map.getBounds(), q = new URLSearchParams();
     function clamp(v, lim) { return Math.max(-lim, Math.min(lim, v)).toFixed(6); }
     q.set("bbox", [clamp(b.getWest(), 180), clamp(b.getSouth(), 90), clamp(b.getEast(), 180), clamp(b.getNorth(), 90)].join(","));
@@ -293,6 +318,7 @@
     if (state.amenities.length) q.set("amenity", state.amenities.join(","));
     courierFilters(q);
     getJSON(API + "/stations?" + q.toString()).then(function (res) {
+      if (!state.place) renderView(res.body.features, res.body.truncated);
       Object.keys(viewMarkers).forEach(function (id) { cluster.removeLayer(viewMarkers[id]); });
       viewMarkers = {};
       res.body.features.forEach(function (f) {
@@ -304,6 +330,28 @@
         cluster.addLayer(m);
       });
     }).catch(function () { /* the list still works */ });
+  }
+  // The stations in view as the list, nearest the map's centre first (a plane approximation is
+  // enough to order a screenful), no distance shown: there is no "you" to measure from.
+  function renderView(features, truncated) {
+    if (state.place || !state.meta) return; // a place was chosen meanwhile; or labels not here yet (start() calls again)
+    var c = map.getCenter(), k = Math.cos(c.lat * Math.PI / 180);
+    function away(f) { var p = f.geometry.coordinates, dy = p[1] - c.lat, dx = (p[0] - c.lng) * k; return dy * dy + dx * dx; }
+    var shown = features.slice().sort(function (a, b) { return away(a) - away(b) || a.id - b.id; }).slice(0, VIEW_LIST);
+    document.getElementById("list-title").textContent = t("list.title_view");
+    var note = document.getElementById("circle-note");
+    note.hidden = !(truncated || features.length > shown.length);
+    note.textContent = t("list.view_more", { n: shown.length });
+    var list = document.getElementById("list");
+    list.textContent = "";
+    shown.forEach(function (f) {
+      var s = f.properties;
+      s.id = f.id;
+      list.appendChild(el("li", {}, [stationItem(s, label(state.meta.kinds, s.kind), null, function () { openSheet(f.id); })]));
+    });
+    var empty = document.getElementById("empty");
+    empty.hidden = shown.length > 0;
+    empty.textContent = map.getZoom() < VIEW_MIN_ZOOM ? t("empty.zoom_in") : t("empty.view");
   }
   function drawResults(results, polygon) {
     if (!map) return;
@@ -322,11 +370,13 @@
       areaLayer.addTo(map);
     }
     if (state.origin) {
-      var here = [state.origin.lat, state.origin.lng];
-      if (!meMarker) meMarker = L.marker(here, { icon: L.divIcon({ className: "", html: '<div class="me"></div>', iconSize: [16, 16] }), title: t("location.here"), keyboard: false, zIndexOffset: 1000 }).addTo(map);
+      var here = [state.origin.lat, state.origin.lng], title = state.placeName || t("location.here");
+      if (meMarker && meMarker.options.title !== title) { map.removeLayer(meMarker); meMarker = null; }
+      if (!meMarker) meMarker = L.marker(here, { icon: L.divIcon({ className: "", html: '<div class="me"></div>', iconSize: [16, 16] }), title: title, keyboard: false, zIndexOffset: 1000 }).addTo(map);
       else meMarker.setLatLng(here);
       if (areaLayer) map.fitBounds(areaLayer.getBounds(), { padding: [8, 8] });
-      else map.setView(here, map.getZoom());
+      else map.setView(here, Math.max(map.getZoom(), state.zoomTo));
+      state.zoomTo = 0;
     }
     loadView();
   }
@@ -351,7 +401,7 @@
     return API + "/stations/nearest?" + q.toString();
   }
   function load() {
-    if (!state.place) return;
+    if (!state.place) { writeUrl(); return loadView(); } // no place yet: the filters apply to the stations in view
     writeUrl();
     var url = query();
     var list = document.getElementById("list");
@@ -373,11 +423,28 @@
       }
     }).then(function () { list.removeAttribute("aria-busy"); });
   }
+  // One station in the list: name, what and how far (``meta``), open state when known, rating, live stock.
+  function stationItem(s, meta, open, onClick) {
+    var button = el("button", { type: "button", class: "item", "data-id": String(s.id) }, [
+      el("span", { class: "badge k-" + s.kind, "aria-hidden": "true", text: t("badge." + s.kind) }),
+      el("span", { class: "item-main" }, [
+        el("span", { class: "item-name", text: s.name }),
+        el("span", { class: "item-meta", text: meta }),
+        open ? el("span", { class: "item-meta state-" + s.open_state, text: open }) : null,
+        s.rating ? el("span", { class: "item-meta rating", text: ratingText(s.rating) }) : null,
+        liveText(s.live) ? el("span", { class: "item-meta live live-" + s.live.state, text: liveText(s.live) }) :
+          s.batteries_available != null ? el("span", { class: "item-meta batteries", text: t("batteries", { n: s.batteries_available }) }) : null
+      ])
+    ]);
+    button.addEventListener("click", onClick);
+    return button;
+  }
   function render(body) {
     state.results = body.results || [];
     state.origin = body.origin || null;
     var circle = state.circle ? state.circle.mode : "";
-    document.getElementById("list-title").textContent = t(circle ? "list.title_circle" : "list.title");
+    document.getElementById("list-title").textContent = circle ? t("list.title_circle") :
+      state.placeName ? t("list.title_near", { name: state.placeName }) : t("list.title");
     var note = document.getElementById("circle-note");
     if (circle) {
       note.hidden = false;
@@ -392,19 +459,8 @@
       var d = s.distance_m;
       var minutes = circle ? t("minutes.travel", { n: Math.ceil(s.travel_minutes), mode: t("circle." + circle) }) :
         MODES.map(function (m) { return t("minutes." + m.id, { n: Math.max(1, Math.ceil(d / metresPerMinute(m.id))) }); }).join(" · ");
-      var button = el("button", { type: "button", class: "item", "data-id": String(s.id) }, [
-        el("span", { class: "badge k-" + s.kind, "aria-hidden": "true", text: t("badge." + s.kind) }),
-        el("span", { class: "item-main" }, [
-          el("span", { class: "item-name", text: s.name }),
-          el("span", { class: "item-meta", text: label(state.meta && state.meta.kinds, s.kind) + " · " + distanceText(d) + " · " + minutes }),
-          el("span", { class: "item-meta state-" + s.open_state, text: openText(s) }),
-          s.rating ? el("span", { class: "item-meta rating", text: ratingText(s.rating) }) : null,
-          liveText(s.live) ? el("span", { class: "item-meta live live-" + s.live.state, text: liveText(s.live) }) :
-            s.batteries_available != null ? el("span", { class: "item-meta batteries", text: t("batteries", { n: s.batteries_available }) }) : null
-        ])
-      ]);
-      button.addEventListener("click", function () { select(s.id, false); });
-      list.appendChild(el("li", {}, [button]));
+      var meta = label(state.meta && state.meta.kinds, s.kind) + " · " + distanceText(d) + " · " + minutes;
+      list.appendChild(el("li", {}, [stationItem(s, meta, openText(s), function () { select(s.id, false); })]));
     });
     var empty = document.getElementById("empty");
     empty.hidden = state.results.length > 0;
@@ -647,27 +703,162 @@
     });
   }
 
+  // -- search box: suggestions as you type (the ARIA 1.2 combobox pattern) -----------------
+  // Stations, streets and places by name, characters, pinyin or initials (/api/v1/search),
+  // ranked by distance from the map's centre. Plain DOM and fetch: WeChat's browser has both.
+  var SEARCH_DELAY_MS = 200; // wait for a pause in typing before asking
+  var suggestion = { timer: null, abort: null, asked: 0, results: [], active: -1 };
+  function searchParts() {
+    return { input: document.getElementById("search-input"), list: document.getElementById("search-list"),
+      hint: document.getElementById("search-hint"), live: document.getElementById("search-live") };
+  }
+  function placeLabel(r) {
+    if (r.type === "station") return label(state.meta && state.meta.kinds, r.kind);
+    return MSG["place." + r.kind] || t(r.type === "street" ? "place.street" : "place.other");
+  }
+  function showHint(text) {
+    var parts = searchParts();
+    parts.hint.textContent = text || "";
+    parts.hint.hidden = !text;
+  }
+  function closeSuggestions() {
+    var parts = searchParts();
+    parts.list.hidden = true;
+    parts.input.setAttribute("aria-expanded", "false");
+    parts.input.removeAttribute("aria-activedescendant");
+    suggestion.active = -1;
+    showHint("");
+  }
+  function highlight(index) {
+    var parts = searchParts(), options = parts.list.querySelectorAll("[role=option]");
+    suggestion.active = index;
+    Array.prototype.forEach.call(options, function (o, i) { o.setAttribute("aria-selected", String(i === index)); });
+    if (index >= 0 && options[index]) {
+      parts.input.setAttribute("aria-activedescendant", options[index].id);
+      if (options[index].scrollIntoView) options[index].scrollIntoView({ block: "nearest" });
+    } else {
+      parts.input.removeAttribute("aria-activedescendant");
+    }
+  }
+  function showSuggestions(query, results) {
+    var parts = searchParts();
+    suggestion.results = results;
+    parts.list.textContent = "";
+    results.forEach(function (r, i) {
+      var where = placeLabel(r) + (r.distance_m != null ? " · " + distanceText(r.distance_m) : "");
+      var option = el("li", { id: "search-option-" + i, role: "option", "aria-selected": "false", class: "suggestion", "data-type": r.type }, [
+        el("span", { class: "suggestion-name", text: r.name }),
+        el("span", { class: "suggestion-meta", text: where })
+      ]);
+      option.addEventListener("click", function () { choose(r); });
+      parts.list.appendChild(option);
+    });
+    parts.list.hidden = !results.length;
+    parts.input.setAttribute("aria-expanded", String(results.length > 0));
+    highlight(-1);
+    showHint(results.length ? "" : t(query ? "search.none" : "search.hint", { q: query }));
+    parts.live.textContent = results.length ? t("search.count", { n: results.length }) : parts.hint.textContent;
+  }
+  function suggest() {
+    var query = searchParts().input.value.trim();
+    if (suggestion.abort) suggestion.abort.abort(); // a newer question: the older answer is not wanted
+    suggestion.abort = null;
+    var asked = ++suggestion.asked;
+    if (!query) { showSuggestions("", []); return; }
+    var q = new URLSearchParams();
+    q.set("q", query);
+    if (map) { var c = map.getCenter(); q.set("near", c.lat.toFixed(6) + "," + c.lng.toFixed(6)); }
+    q.set("coordsys", MAP_SYS);
+    q.set("out_coordsys", MAP_SYS);
+    q.set("limit", "8");
+    suggestion.abort = window.AbortController ? new AbortController() : null;
+    getJSON(API + "/search?" + q.toString(), suggestion.abort ? suggestion.abort.signal : undefined).then(function (res) {
+      if (asked === suggestion.asked) showSuggestions(query, res.body.results || []); // (no AbortController: drop stale answers)
+    }).catch(function (err) {
+      if (asked !== suggestion.asked || (err && err.name === "AbortError")) return;
+      showSuggestions(query, []);
+      showHint(err && err.http ? err.message : t("error.network"));
+    });
+  }
+  // A station opens its sheet; a street or place becomes the list's place (and the URL's: ?lat&lng&q).
+  function choose(r) {
+    var input = searchParts().input;
+    input.value = r.name;
+    closeSuggestions();
+    if (r.type === "station" && r.id != null) {
+      if (map) map.setView([r.lat, r.lng], Math.max(map.getZoom(), LOCATED_ZOOM));
+      openSheet(r.id);
+      return;
+    }
+    state.zoomTo = LOCATED_ZOOM;
+    setPlace(r.lat, r.lng, MAP_SYS, r.name);
+  }
+  function onSearchKey(e) {
+    var parts = searchParts(), open = !parts.list.hidden, n = suggestion.results.length;
+    if (e.key === "ArrowDown" || e.key === "Down") {
+      e.preventDefault();
+      if (!open && n) { parts.list.hidden = false; parts.input.setAttribute("aria-expanded", "true"); }
+      if (n) highlight((suggestion.active + 1) % n);
+    } else if (e.key === "ArrowUp" || e.key === "Up") {
+      e.preventDefault();
+      if (!open && n) { parts.list.hidden = false; parts.input.setAttribute("aria-expanded", "true"); }
+      if (n) highlight(suggestion.active <= 0 ? n - 1 : suggestion.active - 1);
+    } else if (e.key === "Enter") {
+      e.preventDefault(); // the first suggestion, unless another is highlighted
+      if (n && open) choose(suggestion.results[Math.max(0, suggestion.active)]);
+      else { clearTimeout(suggestion.timer); suggest(); }
+    } else if (e.key === "Escape" || e.key === "Esc") {
+      e.stopPropagation(); // not the sheet's Escape
+      if (open || !parts.hint.hidden) closeSuggestions(); else parts.input.value = "";
+    }
+  }
+  function initSearch() {
+    var parts = searchParts();
+    if (state.placeName) parts.input.value = state.placeName;
+    parts.input.addEventListener("input", function () {
+      clearTimeout(suggestion.timer);
+      suggestion.timer = setTimeout(suggest, SEARCH_DELAY_MS);
+    });
+    parts.input.addEventListener("keydown", onSearchKey);
+    parts.input.addEventListener("focus", function () { if (!parts.input.value.trim()) showHint(t("search.hint")); });
+    // Tapping a suggestion must not blur the input first (the list would close under the finger).
+    parts.list.addEventListener("mousedown", function (e) { e.preventDefault(); });
+    document.addEventListener("click", function (e) {
+      if (!document.getElementById("search").contains(e.target)) closeSuggestions();
+    });
+    document.getElementById("search").addEventListener("submit", function (e) { e.preventDefault(); });
+  }
+
   // -- location -------------------------------------------------------------------------
-  function setPlace(lat, lng, sys) {
+  // The list's place: a position, a tap on the map, or a street or place from the search box (``name``).
+  function setPlace(lat, lng, sys, name) {
+    var input = document.getElementById("search-input");
+    if (!name && state.placeName && input.value === state.placeName) input.value = ""; // no longer "near 人民路"
     state.place = { lat: lat, lng: lng, sys: sys };
+    state.placeName = name || null;
     status("");
     return load();
+  }
+  // No position (not asked yet, or refused): say how to use it, with the button that asks (again).
+  function locationProblem(key) {
+    status(t(key), { label: t(key === "location.denied" ? "location.retry" : "location.use"), run: locate });
   }
   function locate() {
     if (IN_WECHAT && state.wxReady) {
       window.wx.getLocation({
         type: "gcj02", // converted on the server: coordsys=gcj02
-        success: function (r) { setPlace(r.latitude, r.longitude, "gcj02"); },
-        fail: function () { status(t("location.denied")); }
+        success: function (r) { state.zoomTo = LOCATED_ZOOM; setPlace(r.latitude, r.longitude, "gcj02"); },
+        fail: function () { locationProblem("location.denied"); }
       });
       return;
     }
-    if (!navigator.geolocation) { status(t("location.denied")); return; }
+    if (!navigator.geolocation) { locationProblem("location.denied"); return; }
     status(t("location.asking"));
     navigator.geolocation.getCurrentPosition(function (pos) {
+      state.zoomTo = LOCATED_ZOOM;
       setPlace(pos.coords.latitude, pos.coords.longitude, "wgs84");
     }, function () {
-      status(t("location.denied"));
+      locationProblem("location.denied");
     }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
   }
 
@@ -678,7 +869,7 @@
     if ((IN_WECHAT && state.wxReady) || !(navigator.permissions && navigator.permissions.query)) return locate();
     navigator.permissions.query({ name: "geolocation" }).then(function (p) {
       if (p.state === "granted") locate();
-      else status(t(p.state === "denied" ? "location.denied" : "location.prompt"));
+      else locationProblem(p.state === "denied" ? "location.denied" : "location.prompt");
     }, locate);
   }
 
@@ -714,6 +905,7 @@
     readCourier();
     initMap();
     bindCircle();
+    initSearch();
     document.getElementById("locate").addEventListener("click", locate);
     document.getElementById("sheet-close").addEventListener("click", closeSheet);
     document.getElementById("sheet").addEventListener("click", function (e) { if (e.target.id === "sheet") closeSheet(); });
@@ -735,6 +927,7 @@
         }).catch(function () { /* shown by openSheet */ });
       }
       if (state.place) return load();
+      loadView(); // the stations in view are the list until there is a place
       firstLocate();
     });
   }

@@ -98,6 +98,8 @@ self.addEventListener("fetch", (event) => {
       event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
     } else if (url.pathname.startsWith("/api/v1/wechat/")) {
       return;  // signatures are per page and time: never cached
+    } else if (url.pathname === "/api/v1/search") {
+      return;  // suggestions, one per keystroke: kept, they would push the answers worth keeping out
     } else if (url.pathname.startsWith("/api/")) {
       event.respondWith(networkFirst(request, API_CACHE, true, API_LIMIT));
     } else if (request.mode === "navigate") {

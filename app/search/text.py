@@ -1,0 +1,253 @@
+"""Search text: one normalisation for names and queries, the indexed search key, and matching.
+
+Everything here is pure (no Flask, no database). The same ``normalise`` runs when a station
+or place is imported and when a query arrives, so both sides always agree.
+
+The search key (stored per station and per place, indexed by pg_trgm on PostgreSQL and by
+FTS5's trigram tokenizer on SQLite) is plain ASCII ``[a-z0-9 ]``, so it behaves the same in
+every database locale (pg_trgm drops characters its locale does not call alphanumeric, and
+this cluster's ``C.UTF-8`` would drop every Chinese character). For each searchable field
+(normalised text ``t`` of units u₁…uₙ, a unit being one character with its reading) it holds
+four forms, separated by spaces:
+
+- ``chars``: ``t`` with every character outside ``[a-z0-9]`` written as a 4-character code
+  (``code``), so one Chinese character is already a 4-character pattern a trigram index
+  can serve — 1 and 2 character queries (人, 人民) are the most common ones;
+- ``pinyin``: the readings run together (长沙路 → ``changshalu``), for full pinyin;
+- ``syllables``: each reading after a ``9`` (``9chang9sha9lu``), for 2-letter queries
+  that start a syllable (``lu``);
+- ``initials``: each reading's first letter after a ``9`` (``9c9s9l``), for initials
+  (``csl`` → ``9c9s9l``; 2 letters ``cs`` → ``9c9s``, still 4 characters).
+
+Readings come from pypinyin with its phrase data (长沙路 cháng, 重庆路 chóng, 银行 háng);
+a character without pinyin (Latin letters, digits, punctuation) reads as itself. ü is
+written ``v`` (as pypinyin and Chinese keyboards do): ``lü``, ``lu:`` and ``lv`` are one query.
+
+A query becomes one or more patterns (``patterns``) that every true match's key contains;
+the database returns rows containing any of them (through its index), and ``match`` then
+decides, on the real text, whether and how each row matches.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from pypinyin import Style, lazy_pinyin
+
+# Longest normalised query served; longer ones are refused (no name is that long).
+MAX_QUERY_CHARS = 64
+# Separates readings in the syllables and initials forms (any ASCII alphanumeric would do:
+# a stray 9 in a name costs a false candidate, never a missed one).
+SEP = "9"
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_DIGITS, _LETTERS = "0123456789", "abcdefghijklmnopqrstuvwxyz"
+_CODES = 10 * 26 * 10 * 26  # digit-letter-digit-letter: 67,600 codes, more than the 20,992 basic CJK characters
+_WHITESPACE = re.compile(r"\s+")
+_U_UMLAUT = str.maketrans({"ü": "v", "ǖ": "v", "ǘ": "v", "ǚ": "v", "ǜ": "v"})
+
+
+@functools.lru_cache(maxsize=65536)
+def normalise(text: str) -> str:
+    """The one normal form: NFKC (full-width ｒｍｌ → rml, ２ → 2), lower case, no whitespace
+    (``ren min lu`` = ``renminlu``; Chinese names have none), no tone marks (``rénmín`` →
+    ``renmin``), ü → v."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("u:", "v").translate(_U_UMLAUT)
+    text = _WHITESPACE.sub("", text)
+    # Tone marks are combining accents after NFD; NFC puts the rest (e.g. Hangul) back together.
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+
+
+def like_escape(pattern: str) -> str:
+    """A LIKE pattern's wildcards (% _ and the escape character \\) taken literally (ESCAPE '\\')."""
+    return pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def code(char: str) -> str:
+    """A character outside [a-z0-9] as 4 ASCII characters (digit, letter, digit, letter).
+
+    Characters beyond the first 67,600 code points share codes with earlier ones: a shared
+    code only adds a candidate that ``match`` then rejects."""
+    n = ord(char) % _CODES
+    return _DIGITS[n // 6760] + _LETTERS[n // 260 % 26] + _DIGITS[n // 26 % 10] + _LETTERS[n % 26]
+
+
+def encode(text: str) -> str:
+    return "".join(c if c in _ALNUM else code(c) for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One character of a normalised text and how it reads (pinyin, or itself)."""
+
+    char: str
+    reading: str
+    pinyin: bool  # read through pypinyin (a Chinese character)
+
+
+@functools.lru_cache(maxsize=65536)
+def units(text: str) -> tuple[Unit, ...]:
+    """The normalised ``text`` as units, read with pypinyin's phrase data (cached: names repeat)."""
+    out: list[Unit] = []
+    i = 0
+    for item in lazy_pinyin(text, style=Style.NORMAL, errors="default", v_to_u=False):
+        if i < len(text) and text[i:i + len(item)] == item and not _is_han(text[i]):
+            out.extend(Unit(c, c, False) for c in item)  # a run pypinyin left as it was
+            i += len(item)
+        else:
+            out.append(Unit(text[i], item, True))
+            i += 1
+    return tuple(out)
+
+
+def _is_han(char: str) -> bool:
+    return "\u3400" <= char <= "\u9fff" or "\U00020000" <= char <= "\U0002ffff" or "\uf900" <= char <= "\ufaff"
+
+
+def field_key(text: str | None) -> str:
+    """The four indexed forms of one field's text (see the module docstring); '' for none."""
+    if not text:
+        return ""
+    norm = normalise(text)
+    if not norm:
+        return ""
+    us = units(norm)
+    pinyin = "".join(encode(u.reading) for u in us)
+    syllables = "".join(SEP + encode(u.reading) for u in us)
+    initials = "".join(SEP + encode(u.reading)[0] if u.pinyin else SEP + encode(u.char) for u in us)
+    return f"{encode(norm)} {pinyin} {syllables} {initials}"
+
+
+def search_key(*texts: str | None) -> str:
+    """The search key of a row whose searchable fields are ``texts`` (e.g. name, address, operator)."""
+    return " ".join(k for k in (field_key(t) for t in texts) if k)
+
+
+# -- queries ---------------------------------------------------------------------
+
+_NON_ALNUM_RUN = re.compile(r"[^a-z0-9]+")
+
+
+def patterns(query: str) -> tuple[str, ...]:
+    """Substrings of the search key that every match of the normalised ``query`` contains (any
+    of them): each is at least 3 characters, so a trigram index serves it. Empty: a single
+    letter or digit, which would match nearly everything (answered with nothing).
+
+    - With any character outside [a-z0-9] (Chinese, punctuation, emoji): the longest run of
+      them, encoded. Such characters only ever match themselves, so a match's ``chars`` form
+      holds that run (人民g → 人民, whatever g then matches).
+    - Letters and digits only: the query in the ``pinyin`` form (full pinyin, and Latin text
+      read as itself) — or, for 2 characters, the ``syllables`` form (a syllable's start) —
+      and its letters as ``initials``.
+    """
+    runs = _NON_ALNUM_RUN.findall(query)
+    if runs:
+        return (encode(max(runs, key=len)),)
+    if len(query) < 2:
+        return ()
+    initials = "".join(SEP + c for c in query)
+    if len(query) == 2:
+        return (SEP + query, initials)
+    return (query, initials)
+
+
+# -- matching a candidate --------------------------------------------------------
+
+# Tiers, best first: the query is the whole text; it starts the text; anything else.
+EXACT, PREFIX, OTHER, FUZZY = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    kind: str  # exact, prefix, substring, pinyin, initials, fuzzy
+    tier: int
+
+
+def match(query: str, text: str | None) -> Match | None:
+    """How the normalised ``query`` matches a field's ``text`` (None: it does not).
+
+    Characters first (exact, prefix, substring), then by reading: each query character is,
+    unit by unit, the unit's own character, or (pinyin) its whole syllable — the last one
+    may be a syllable's start, since people type left to right — or (initials) its first
+    letter. 人民g matches 人民广场 (pinyin); rml, ｒｍｌ and 人m路 match 人民路.
+    """
+    if not text:
+        return None
+    norm = normalise(text)
+    if query == norm:
+        return Match("exact", EXACT)
+    if norm.startswith(query):
+        return Match("prefix", PREFIX)
+    if query in norm:
+        return Match("substring", OTHER)
+    us = units(norm)
+    for form in ("pinyin", "initials"):
+        for start in range(len(us)):
+            end = _aligned(query, us, start, form)
+            if end is not None:
+                whole = start == 0 and end == len(us)
+                return Match(form, EXACT if whole else PREFIX if start == 0 else OTHER)
+    return None
+
+
+def _aligned(query: str, us: tuple[Unit, ...], start: int, form: str) -> int | None:
+    """Where the units consumed by ``query`` from ``start`` end, if it reads them in ``form``."""
+    j, k = 0, start
+    while j < len(query):
+        if k == len(us):
+            return None
+        unit, rest = us[k], query[j:]
+        if rest[0] == unit.char:
+            j += 1
+        elif not unit.pinyin:
+            return None
+        elif form == "initials":
+            if rest[0] != unit.reading[0]:
+                return None
+            j += 1
+        elif rest.startswith(unit.reading):
+            j += len(unit.reading)
+        elif unit.reading.startswith(rest):
+            j = len(query)  # the syllable being typed
+        else:
+            return None
+        k += 1
+    return k
+
+
+# -- the typo-tolerant fallback (letters and digits only) --------------------------
+
+
+def fuzzy_patterns(query: str) -> tuple[str, ...]:
+    """Windows of a Latin query (3 characters up to 5 letters, else 4), any of which a
+    one-typo variant still contains (in the ``pinyin`` form): the fallback's candidates."""
+    if _NON_ALNUM_RUN.search(query) or len(query) < 4:
+        return ()
+    width = 3 if len(query) <= 5 else 4
+    return tuple(dict.fromkeys(query[i:i + width] for i in range(len(query) - width + 1)))
+
+
+def fuzzy_match(query: str, text: str | None) -> Match | None:
+    """A near miss: the query within a small edit distance (one typo per 4 characters, at
+    least one) of some stretch of the text's pinyin (or Latin) form."""
+    if not text:
+        return None
+    norm = normalise(text)
+    allowed = max(1, len(query) // 4)
+    reading = "".join(u.reading for u in units(norm))
+    if _best_edit_distance(query, reading) <= allowed:
+        return Match("fuzzy", FUZZY)
+    return None
+
+
+def _best_edit_distance(query: str, text: str) -> int:
+    """The least edit distance between ``query`` and any substring of ``text`` (Sellers)."""
+    previous = [0] * (len(text) + 1)
+    for i, qc in enumerate(query, 1):
+        current = [i] + [0] * len(text)
+        for j, tc in enumerate(text, 1):
+            current[j] = min(previous[j - 1] + (qc != tc), previous[j] + 1, current[j - 1] + 1)
+        previous = current
+    return min(previous)

@@ -1,0 +1,350 @@
+"""Search by name (issue #10), on both stores: characters, pinyin, initials, mixed and full-width
+queries on a small hand-made town; ranking; closed stations; bad input; the indexes' plans."""
+from __future__ import annotations
+
+import shapely
+import pytest
+
+from app.geo.coordsys import from_wgs84
+from app.geo.geodesic import distances_m
+from app.search import text
+from app.search.service import nearest_on_line
+from app.stations.model import Place
+from tests.helpers import station
+from tests.osm_fixtures import at
+
+# Grid units are 100 m around 27.83 N, 113.15 E (tests.osm_fixtures.at).
+RENMIN_ROAD = [at(-5, 0), at(0, 0), at(5, 0)]  # 人民路, west to east along y = 0
+SQUARE = at(0, 8)  # 人民广场
+METRO = at(3, 8)  # 五一广场 metro station
+WEST, EAST = at(-4, 1), at(4, 1)  # two toilets on 人民路, 800 m apart
+
+
+def _stations():
+    return [
+        station("west", *WEST, name="人民路西公厕", kind="toilet"),
+        station("east", *EAST, name="人民路东公厕", kind="toilet"),
+        station("changsha", *at(10, 0), name="长沙路驿站", kind="rest_station"),
+        station("chongqing", *at(20, 0), name="重庆路饮水点", kind="water_point"),
+        station("closed", *at(0, 7), name="人民广场公厕", status="closed"),
+        station("removed", *at(1, 7), name="人民公园公厕", status="removed"),
+        station("water", *at(6, 6), name="100%纯净水", kind="water_point"),
+    ]
+
+
+def _with(st, **changes):
+    """A station input with other address/operator (its search key made again from them)."""
+    from dataclasses import fields
+    from app.stations.model import StationInput
+    values = {f.name: getattr(st, f.name) for f in fields(StationInput)}
+    values.update(changes, search_key=None)
+    return StationInput(**values)
+
+
+def _places():
+    line = shapely.LineString([(lng, lat) for lat, lng in RENMIN_ROAD])
+    return [
+        Place("street/人民路", "street", "street", "人民路", *RENMIN_ROAD[1], shapely.to_wkb(line)),
+        Place("way/2", "place", "square", "人民广场", *SQUARE),
+        Place("node/3", "place", "metro_station", "五一广场", *METRO),
+    ]
+
+
+@pytest.fixture
+def town(store):
+    stations = _stations()
+    stations[2] = _with(stations[2], address="人民路12号")
+    stations[3] = _with(stations[3], operator="人民水务")
+    store.upsert(stations)
+    store.replace_places(_places())
+    return store
+
+
+def _search(client, q, **params):
+    response = client.get("/api/v1/search", query_string={"q": q, **params})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def _names(answer):
+    return [r["name"] for r in answer["results"]]
+
+
+# -- normalisation (pure) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("ｒｍｌ", "rml"), ("ＲＭＬ", "rml"), ("１２号", "12号"), ("ren min lu", "renminlu"), ("rénmínlù", "renminlu"),
+    ("Lǜ", "lv"), ("lu:", "lv"), ("lü", "lv"), ("人民 路", "人民路"), ("\u3000人民\t", "人民"),
+])
+def test_normalise(raw, expected):
+    assert text.normalise(raw) == expected
+
+
+def test_polyphonic_characters_read_as_the_phrase_data_says():
+    assert [u.reading for u in text.units("长沙路")] == ["chang", "sha", "lu"]
+    assert [u.reading for u in text.units("重庆路")] == ["chong", "qing", "lu"]
+    assert [u.reading for u in text.units("市长")] == ["shi", "zhang"]
+
+
+def test_like_wildcards_are_escaped():
+    assert text.like_escape("a%b_c\\d") == "a\\%b\\_c\\\\d"
+
+
+def test_every_pattern_is_long_enough_for_a_trigram_index():
+    for q in ("人", "人民", "人民路", "renmin", "rm", "lu", "rml", "人民g", "r民", "%", "😀"):
+        pats = text.patterns(text.normalise(q))
+        assert pats and all(len(p) >= 3 for p in pats), (q, pats)
+    assert text.patterns("r") == () and text.patterns("7") == ()
+
+
+# -- what is found -------------------------------------------------------------------
+
+
+def test_characters_find_streets_squares_and_stations(client, town):
+    answer = _search(client, "人民")
+    names = _names(answer)
+    assert answer["query"] == "人民"
+    assert {"人民路", "人民广场", "人民路西公厕", "人民路东公厕"} <= set(names)
+    # the station at 人民路12号 matched by its address, the water point by its operator
+    by_name = {r["name"]: r for r in answer["results"]}
+    assert by_name["长沙路驿站"]["matched"] == "address"
+    assert by_name["重庆路饮水点"]["matched"] == "operator"
+    assert by_name["人民路"]["type"] == "street" and by_name["人民路"]["id"] is None
+    assert by_name["人民广场"]["kind"] == "square"
+
+
+def test_closed_and_removed_stations_are_not_suggested(client, town):
+    names = _names(_search(client, "人民"))
+    assert "人民广场公厕" not in names and "人民公园公厕" not in names
+    assert _search(client, "人民公园")["results"] == []
+
+
+@pytest.mark.parametrize("q", ["renminlu", "ren min lu", "rénmínlù", "RenMinLu", "rml", "ｒｍｌ", "人民路", "人ml"])
+def test_pinyin_initials_and_full_width_find_the_street_first(client, town, q):
+    results = _search(client, q)["results"]
+    assert results[0]["name"] == "人民路" and results[0]["type"] == "street"
+    assert results[0]["match"] in ("exact", "pinyin", "initials")
+    assert {"人民路西公厕", "人民路东公厕"} <= set(r["name"] for r in results)
+
+
+def test_match_kinds(client, town):
+    first = {q: _search(client, q)["results"][0] for q in ("renminlu", "rml", "人民路", "人民路西", "路西")}
+    assert first["renminlu"]["match"] == "pinyin"
+    assert first["rml"]["match"] == "initials"
+    assert first["人民路"]["match"] == "exact"
+    assert first["人民路西"]["match"] == "prefix"
+    assert (first["路西"]["name"], first["路西"]["match"]) == ("人民路西公厕", "substring")
+
+
+def test_mixed_characters_and_pinyin(client, town):
+    results = _search(client, "人民g")["results"]
+    assert [r["name"] for r in results] == ["人民广场"]
+    assert results[0]["match"] == "pinyin"
+    assert _names(_search(client, "人民gc")) == ["人民广场"]
+
+
+def test_polyphonic_names_match_their_own_reading(client, town):
+    assert _names(_search(client, "changshalu")) == ["长沙路驿站"]
+    assert _names(_search(client, "csl")) == ["长沙路驿站"]
+    assert _names(_search(client, "zsl"))  == []  # 长 is cháng here, not zhǎng
+    assert _names(_search(client, "chongqing")) == ["重庆路饮水点"]
+    assert _names(_search(client, "cql")) == ["重庆路饮水点"]
+    assert _names(_search(client, "zql")) == []
+
+
+def test_two_letter_syllable_and_initials(client, town):
+    assert "人民路" in _names(_search(client, "rm"))
+    assert "五一广场" in _names(_search(client, "wy"))
+    assert "长沙路驿站" in _names(_search(client, "ch"))
+
+
+def test_places_by_kind(client, town):
+    results = _search(client, "wuyiguangchang")["results"]
+    assert [(r["name"], r["type"], r["kind"]) for r in results] == [("五一广场", "place", "metro_station")]
+
+
+def test_full_width_digits_find_an_address(client, town):
+    results = _search(client, "１２号")["results"]
+    assert [(r["name"], r["matched"]) for r in results] == [("长沙路驿站", "address")]
+
+
+def test_typo_tolerant_fallback_only_when_nothing_else_matched(client, town):
+    results = _search(client, "renminlv")["results"]  # v for u: a typo
+    assert results and all(r["match"] == "fuzzy" for r in results)
+    assert "人民路" in _names({"results": results})
+    assert all(r["match"] != "fuzzy" for r in _search(client, "renminlu")["results"])
+
+
+# -- ranking and points ----------------------------------------------------------------
+
+
+def test_ranked_by_distance_within_a_tier(client, town):
+    near_west = "%f,%f" % at(-4, 2)
+    near_east = "%f,%f" % at(4, 2)
+    west = [n for n in _names(_search(client, "公厕", near=near_west)) if n.startswith("人民路")]
+    east = [n for n in _names(_search(client, "公厕", near=near_east)) if n.startswith("人民路")]
+    assert west == ["人民路西公厕", "人民路东公厕"]
+    assert east == ["人民路东公厕", "人民路西公厕"]
+    distances = [r["distance_m"] for r in _search(client, "公厕", near=near_west)["results"]]
+    assert distances == sorted(distances)
+
+
+def test_exact_and_prefix_before_distance(client, town):
+    # From far east, 人民路 (a prefix of nothing; the whole name) still comes before nearer stations.
+    results = _search(client, "人民路", near="%f,%f" % at(20, 1))["results"]
+    assert results[0]["name"] == "人民路" and results[0]["match"] == "exact"
+    assert [r["match"] for r in results[1:3]] == ["prefix", "prefix"]
+
+
+def test_a_street_is_answered_at_its_point_nearest_near(client, town):
+    near = at(3, 4)
+    result = _search(client, "人民路", near="%f,%f" % near)["results"][0]
+    assert result["lat"] == pytest.approx(RENMIN_ROAD[0][0], abs=1e-7)  # on the line (y = 0)
+    assert result["lng"] == pytest.approx(at(3, 0)[1], abs=1e-6)  # straight south of near
+    expected = distances_m(near[0], near[1], [result["lat"]], [result["lng"]])[0]
+    assert result["distance_m"] == pytest.approx(expected, abs=0.2)
+    assert result["distance_m"] == pytest.approx(400, abs=1)
+    middle = _search(client, "人民路")["results"][0]  # without near: its middle
+    assert (middle["lat"], middle["lng"], middle["distance_m"]) == (round(at(0, 0)[0], 7), round(at(0, 0)[1], 7), None)
+
+
+def test_nearest_on_line_beyond_its_end():
+    line = shapely.LineString([(lng, lat) for lat, lng in RENMIN_ROAD])
+    lat, lng = nearest_on_line(line, at(9, 3))
+    assert (lat, lng) == pytest.approx(RENMIN_ROAD[-1])
+
+
+def test_near_and_answer_in_other_coordinate_systems(client, town):
+    gcj_near = from_wgs84(*at(-4, 2), "gcj02")
+    wgs = _search(client, "人民路西", near="%f,%f" % at(-4, 2))["results"][0]
+    gcj = _search(client, "人民路西", near="%.9f,%.9f" % gcj_near, coordsys="gcj02")["results"][0]
+    assert gcj["distance_m"] == pytest.approx(wgs["distance_m"], abs=0.5)
+    assert (gcj["lat"], gcj["lng"]) == pytest.approx(from_wgs84(*WEST, "gcj02"), abs=1e-6)
+    out = _search(client, "人民路西", near="%f,%f" % at(-4, 2), out_coordsys="bd09")["results"][0]
+    assert (out["lat"], out["lng"]) == pytest.approx(from_wgs84(*WEST, "bd09"), abs=1e-6)
+
+
+def test_limit(client, town):
+    assert len(_search(client, "人民", limit=2)["results"]) == 2
+    assert len(_search(client, "人民")["results"]) <= 8
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"q": ""}, "q"), ({"q": "   "}, "q"), ({"q": "\u3000\u3000"}, "q"), ({}, "q"),
+    ({"q": "人" * 1000}, "q"), ({"q": "a" * 65}, "q"), ({"q": "人民", "near": "27.8"}, "near"),
+    ({"q": "人民", "near": "91,113"}, "near"), ({"q": "人民", "near": "nan,113"}, "near"),
+    ({"q": "人民", "near": "２７,113"}, "near"), ({"q": "人民", "limit": "0"}, "limit"),
+    ({"q": "人民", "limit": "21"}, "limit"), ({"q": "人民", "limit": "x"}, "limit"),
+])
+def test_bad_input_is_a_400_naming_the_parameter(client, town, params, field):
+    response = client.get("/api/v1/search", query_string=params)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize("q", ["r", "R", "ｒ", "7", "_", "\\", "'", '"', "😀", "'; DROP TABLE station; --",
+                               "人民road", "%%", "__", "\\\\", "a_b", "Ω人"])
+def test_odd_input_is_a_sensible_empty_or_short_list(client, town, q):
+    answer = _search(client, q)
+    assert isinstance(answer["results"], list)
+    assert "100%纯净水" not in _names(answer) or "%" in q
+
+
+def test_wildcards_match_only_themselves(client, town):
+    assert _names(_search(client, "%")) == ["100%纯净水"]
+    assert _names(_search(client, "0%纯")) == ["100%纯净水"]
+    assert _search(client, "_")["results"] == []
+    assert _search(client, "r")["results"] == []
+
+
+# -- the store: the same candidates on both, always through the index ----------------------
+
+
+def test_candidates_come_from_the_search_key(town):
+    found = town.search_candidates(text.patterns("人民"), None, 50)
+    assert {s.name for s in found.stations} == {"人民路西公厕", "人民路东公厕", "长沙路驿站", "重庆路饮水点"}
+    assert {p.name for p in found.places} == {"人民路", "人民广场"}
+
+
+def test_a_renamed_station_is_found_by_its_new_name(town):
+    renamed = _with(_stations()[0], name="解放路公厕")
+    town.upsert([renamed])
+    assert "解放路公厕" in {s.name for s in town.search_candidates(text.patterns("jfl"), None, 50).stations}
+    assert "人民路西公厕" not in {s.name for s in town.search_candidates(text.patterns("人民"), None, 50).stations}
+
+
+QUERY_SHAPES = ["人", "人民", "人民路", "renmin", "renminlu", "rm", "rml", "lu", "人民g", "r民"]
+
+
+@pytest.mark.parametrize("q", QUERY_SHAPES)
+def test_every_query_shape_uses_the_index(connection, town, backend, q):
+    pats = text.patterns(text.normalise(q))
+    if backend == "postgis":
+        from app.stations.postgis import search_sql
+        sql, params = search_sql(pats, (27.83, 113.15), 200)
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a plan that cannot use the index would still scan
+        for table in ("station", "place"):
+            plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql[table], params, prepare=False))
+            assert f"Bitmap Index Scan on ix_{table}_search_key" in plan, plan
+            assert "Seq Scan" not in plan, plan
+    else:
+        from app.stations.sqlite import search_sql
+        sql, params = search_sql(pats, (27.83, 113.15), 200)
+        cursor = connection.connection.driver_connection.cursor()
+        for table in ("station", "place"):
+            plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql[table], params))
+            assert f"SCAN {table}_fts VIRTUAL TABLE INDEX 0:M" in plan, plan
+            assert "USING INTEGER PRIMARY KEY" in plan, plan
+            assert f"SCAN {table} " not in plan + " " and "SCAN s " not in plan + " ", plan
+
+
+# -- places from the OSM extract, through the network import ------------------------------
+
+
+@pytest.fixture(scope="session")
+def search_town_pbf(tmp_path_factory):
+    from tests.osm_fixtures import write_search_town
+
+    return write_search_town(tmp_path_factory.mktemp("osm") / "search_town.osm.pbf")
+
+
+@pytest.fixture
+def imported(store, search_town_pbf):
+    from app.network.service import import_network
+
+    report = import_network(store, search_town_pbf)
+    assert report.places_found == 7  # 3 streets, the square, the metro station, the hospital, the neighbourhood
+    return store
+
+
+def test_the_network_import_collects_places(client, imported):
+    found = {(r["name"], r["type"], r["kind"]) for r in _search(client, "人民")["results"]}
+    assert found == {("人民路", "street", "street"), ("人民广场", "place", "square"),
+                     ("人民新村", "place", "neighbourhood"), ("人民路公厕", "station", "toilet")}
+    assert [(r["name"], r["kind"]) for r in _search(client, "wygc")["results"]] == [("五一广场", "metro_station")]
+    assert [(r["name"], r["kind"]) for r in _search(client, "湘雅")["results"]] == [("湘雅医院", "hospital")]
+    assert _search(client, "不是地标")["results"] == []  # a named bench is no landmark
+    square = _search(client, "人民广场")["results"][0]
+    assert (square["lat"], square["lng"]) == pytest.approx(at(0, 8), abs=1e-6)  # the middle of its outline
+
+
+def test_a_street_of_several_ways_is_one_line(client, imported):
+    streets = [r for r in _search(client, "renminlu", near="%f,%f" % at(-4, 3))["results"] if r["type"] == "street"]
+    assert len(streets) == 1
+    assert (streets[0]["lat"], streets[0]["lng"]) == pytest.approx(at(-4, 0), abs=1e-6)  # on way 500
+    east = _search(client, "renminlu", near="%f,%f" % at(4, -2))["results"][0]
+    assert (east["lat"], east["lng"]) == pytest.approx(at(4, 0), abs=1e-6)  # on way 501
+    assert east["distance_m"] == pytest.approx(200, abs=0.5)
+
+
+def test_a_new_import_replaces_the_places(client, imported, search_town_pbf, river_town_pbf):
+    from app.network.service import import_network
+
+    import_network(imported, river_town_pbf, force=True)
+    assert _search(client, "人民广场")["results"] == []
+    assert [r["name"] for r in _search(client, "west street")["results"]][:1] == ["West street"]
