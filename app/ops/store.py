@@ -216,7 +216,8 @@ class OpsStore:
                f" coalesce(sum(CASE WHEN w.state IN ({states_open}) AND {due} < :now THEN 1 ELSE 0 END), 0)"
                f" AS overdue, coalesce(sum(CASE WHEN w.resolved_at >= :since AND (w.state = 'fixed'"
                f" OR (w.state = 'closed' AND w.close_reason = 'resolved')) THEN 1 ELSE 0 END), 0) AS fixed"
-               f" FROM work_order w WHERE {' AND '.join(where) or '1 = 1'}")
+               f" FROM work_order w LEFT JOIN station_ops so ON so.station_id = w.station_id"  # the scope reads it
+               f" WHERE {' AND '.join(where) or '1 = 1'}")
         with self.stations.reading() as conn:
             params.update(now=self._t(conn, now), since=self._t(conn, since))
             row = conn.execute(text(sql), params).one()
