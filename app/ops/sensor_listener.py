@@ -156,6 +156,7 @@ class Listener:
         self._client.reconnect_delay_set(*RECONNECT_DELAY_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     # -- paho's network thread: nothing slow here ----------------------------------------
@@ -166,10 +167,18 @@ class Listener:
             return
         self._connection += 1
         self.stats.connects += 1
-        client.subscribe(SUBSCRIPTION, qos=1)
+        client.subscribe(SUBSCRIPTION, qos=1)  # ``connected`` waits for the broker's SUBACK
+        log.info("connected to %s:%s (session kept: %s)", self._host, self._port, flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(code.is_failure for code in reason_codes):
+            log.error("broker %s:%s refused the subscription to %s: %s", self._host, self._port, SUBSCRIPTION,
+                      reason_codes)
+            return
+        # Only now does the broker route readings to us: a reading published between the CONNACK
+        # and the SUBACK of a new session would not be ours.
         self.connected.set()
-        log.info("listening on %s:%s for %s (session kept: %s)", self._host, self._port, SUBSCRIPTION,
-                 flags.session_present)
+        log.info("listening on %s:%s for %s", self._host, self._port, SUBSCRIPTION)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
