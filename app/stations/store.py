@@ -432,6 +432,51 @@ def near_order(near: tuple[float, float] | None, mark=named) -> tuple[str, dict]
     return sql, {"near_lat": lat, "near_lng": lng, "near_kx": math.cos(math.radians(lat)) ** 2}
 
 
+def near_metric(near: tuple[float, float]) -> Callable[[float, float], float]:
+    """near_order's measure as a function of (lat, lng): squared degrees, longitude scaled."""
+    lat0, lng0 = near
+    kx = math.cos(math.radians(lat0)) ** 2
+    return lambda lat, lng: (lat - lat0) * (lat - lat0) + (lng - lng0) * (lng - lng0) * kx
+
+
+def reach_box(near: tuple[float, float], reach: float) -> Box | None:
+    """The rectangle holding every point within ``reach`` of ``near`` by near_metric (a degree of
+    latitude, or its length in longitude); None where it would reach a pole or the antimeridian."""
+    lat, lng = near
+    half_width = reach / math.cos(math.radians(lat))
+    box = Box(lat - reach, lng - half_width, lat + reach, lng + half_width)
+    if box.south <= -90 or box.north >= 90 or box.west <= -180 or box.east >= 180:
+        return None
+    return box
+
+
+# Widening search for the stations nearest ``near`` whose key holds a pattern (common patterns):
+# the first reach (degrees of latitude, ~1.1 km), and the reach beyond which the text index alone
+# is cheaper than the box (most of a city).
+FIRST_REACH_DEG = 0.01
+LAST_REACH_DEG = 0.5
+
+
+def next_reach(reach: float, inside: int, n: int) -> float:
+    """The reach of the next round, after ``inside`` matches were proven within ``reach``:
+    enough for ~n by the density seen (matches grow with the area), at least 1.25x, at most 4x."""
+    growth = math.sqrt(n / inside) * 1.15 if inside else 4.0
+    return reach * min(max(growth, 1.25), 4.0)
+
+
+def text_index_first(matches: int, rows: int, n: int) -> bool:
+    """Whether the text index alone (all ``matches`` rows, then sorted) is the cheaper way to the
+    ``n`` nearest, rather than widening boxes around the point (reading ~n·rows/matches rows of
+    the table). The two are equal at matches² = n·rows; ``matches`` is counted up to that cap."""
+    return matches * matches < n * max(rows, 1)
+
+
+def text_index_cap(n: int, rows: int) -> int:
+    """How far to count a pattern's matches before text_index_first can decide (one more than the
+    break-even count)."""
+    return math.isqrt(n * max(rows, 1)) + 1
+
+
 def row_to_service_area(row, geom) -> ServiceArea:
     m = row._mapping
     return ServiceArea(
@@ -460,6 +505,7 @@ def row_to_station(row) -> Station:
 
 _COLUMN = {name: i for i, name in enumerate(STATION_COLUMNS)}
 _ID, _LAT, _LNG = _COLUMN["id"], _COLUMN["lat"], _COLUMN["lng"]
+STATION_ID, STATION_LAT, STATION_LNG = _ID, _LAT, _LNG  # positions in a row of STATION_COLUMNS
 _HOURS, _ZONE = _COLUMN["opening_hours"], _COLUMN["timezone"]
 _CLOSURE, _CLOSURE_UNTIL = _COLUMN["closure_reason"], _COLUMN["closure_until"]
 
