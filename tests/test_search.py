@@ -348,3 +348,96 @@ def test_a_new_import_replaces_the_places(client, imported, search_town_pbf, riv
     import_network(imported, river_town_pbf, force=True)
     assert _search(client, "人民广场")["results"] == []
     assert [r["name"] for r in _search(client, "west street")["results"]][:1] == ["West street"]
+
+
+# -- many stations: the widening searches find exactly the nearest matches ----------------------
+
+CROWD_CENTRE = (27.83, 113.15)
+
+
+def _crowd(size=3000, seed=7, centre=CROWD_CENTRE):
+    """Stations ±0.2° around the centre: half on a 人民 street (a common pattern), one in 60 on a
+    解放 street (a rare one), and closed ones among them that must never be candidates."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(size):
+        word = "解放" if i % 60 == 0 else "人民" if i % 2 else rng.choice(["长沙", "芙蓉", "天元", "建设"])
+        out.append(station(f"c{i}", centre[0] + rng.uniform(-0.2, 0.2), centre[1] + rng.uniform(-0.2, 0.2),
+                           name=f"{word}路{rng.choice('东西南北')}公厕", status="closed" if i % 7 == 0 else "active"))
+    return out
+
+
+def _expected_nearest(stations, pats, near, n):
+    """By brute force: the n active stations nearest ``near`` (near_order's measure) whose key holds a pattern."""
+    from app.stations.store import near_metric
+
+    metric = near_metric(near)
+    found = [s for s in stations if s.status == "active" and any(p in s.search_key for p in pats)]
+    return [s.source_id for s in sorted(found, key=lambda s: metric(s.lat, s.lng))[:n]]
+
+
+@pytest.mark.parametrize("q, near", [
+    ("人民", CROWD_CENTRE), ("人民", (27.99, 113.33)), ("rm", (27.70, 113.05)), ("人", (27.83, 113.20)),
+    ("人民", (28.6, 114.0)),  # far outside: the widening gives way to the text index
+    ("解放", CROWD_CENTRE), ("jfl", (27.95, 113.0)),
+])
+def test_candidates_are_exactly_the_nearest_matches(store, q, near):
+    crowd = _crowd()
+    store.upsert(crowd)
+    pats = text.patterns(text.normalise(q))
+    found = store.search_candidates(pats, near, 50).stations
+    assert [s.source_id for s in found] == _expected_nearest(crowd, pats, near, 50)
+
+
+@pytest.mark.parametrize("q", ["人民", "解放"])
+def test_far_north_where_a_degree_of_longitude_is_short(store, q):
+    # At 60° N planar degrees (PostGIS's KNN) and the ranking's measure disagree the most.
+    centre = (60.17, 24.94)
+    crowd = _crowd(centre=centre)
+    store.upsert(crowd)
+    pats = text.patterns(text.normalise(q))
+    for near in (centre, (60.3, 25.1)):
+        found = store.search_candidates(pats, near, 50).stations
+        assert [s.source_id for s in found] == _expected_nearest(crowd, pats, near, 50)
+
+
+def test_common_patterns_widen_boxes_and_rare_ones_ask_the_text_index():
+    from app.stations.store import text_index_cap, text_index_first
+
+    cap = text_index_cap(50, 3000)
+    assert not text_index_first(min(1500, cap), 3000, 50)  # 人民: half the stations
+    assert text_index_first(50, 3000, 50)  # 解放: one in 60
+    assert text_index_first(cap - 1, 3000, 50) and not text_index_first(cap, 3000, 50)
+
+
+def test_the_widening_queries_use_the_indexes(connection, store, backend):
+    crowd = _crowd()
+    store.upsert(crowd)
+    pats = text.patterns(text.normalise("人民"))
+    cursor = connection.connection.driver_connection.cursor()
+    if backend == "postgis":
+        from app.stations.postgis import knn_search_sql
+        sql, params = knn_search_sql(pats, CROWD_CENTRE)
+        cursor.execute("ANALYZE station")
+        plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql, {**params, "n": 66}, prepare=False))
+        # A common pattern: the GiST index walked outwards from the point, each key tested.
+        assert "Index Scan using ix_station_geom" in plan and "Order By: (geom <->" in plan, plan
+        assert "Seq Scan" not in plan and "Sort" not in plan, plan
+        rare = text.patterns("jfl")
+        sql, params = knn_search_sql(rare, CROWD_CENTRE)
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql, {**params, "n": 66}, prepare=False))
+        assert "ix_station_search_key" in plan or "Index Scan using ix_station_geom" in plan, plan
+        assert "Seq Scan" not in plan, plan
+    else:
+        from app.stations.sqlite import box_search_sql, count_sql
+        from app.stations.store import reach_box
+        sql, params = box_search_sql(pats, CROWD_CENTRE, reach_box(CROWD_CENTRE, 0.01), 50)
+        plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "SCAN station_rtree VIRTUAL TABLE INDEX" in plan, plan
+        assert "USING INTEGER PRIMARY KEY" in plan and "SCAN s " not in plan + " ", plan
+        sql, params = count_sql(pats, 100)
+        plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "SCAN station_fts VIRTUAL TABLE INDEX 0:M" in plan, plan
