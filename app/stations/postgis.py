@@ -6,7 +6,6 @@ walks outwards; no cast or transform ever touches the column.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import shapely
@@ -19,8 +18,8 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, STATION_ID, STATION_LAT, STATION_LNG, Progress, StationStore, filter_sql, named, near_metric,
-    near_order, pyformat, rank, row_to_place, row_to_station, signature_sql,
+    PLACE_COLUMNS, Progress, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
+    row_to_station, signature_sql, text_index_first,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -112,18 +111,24 @@ def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
     }, params
 
 
-def knn_search_sql(patterns, near) -> tuple[str, dict]:
-    """The active stations whose key holds a pattern, nearest to ``near`` in planar degrees
-    (``<->`` on the indexed column), with that distance last; ``n`` is bound per round.
+def count_estimate_sql(patterns) -> tuple[str, dict]:
+    """EXPLAIN of the stations whose key holds a pattern: the planner's estimate of how many
+    (from the column's statistics), at the cost of planning, not of reading them."""
+    params: dict = {}
+    return f"EXPLAIN (FORMAT JSON) SELECT 1 FROM station WHERE {_likes(patterns, params)}", params
 
-    PostgreSQL plans it for the patterns' values: a common pattern walks the GiST index outwards
-    and tests each key, stopping after ``n`` matches; a rare one takes the GIN index's few rows
-    and sorts them. Either way no query sorts tens of thousands of matches."""
-    params: dict = {"lat": near[0], "lng": near[1]}
+
+def box_search_sql(patterns, near, box: Box) -> tuple[str, dict]:
+    """The nearest ``n`` active stations in ``box`` whose key holds a pattern (``n`` bound per
+    round). PostgreSQL plans it for the values: the GiST index over a small box, each key
+    tested; a BitmapAnd of GiST and GIN; or the GIN index alone for a rare pattern."""
+    params: dict = {}
     where = _likes(patterns, params)
-    point = "ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)"
-    return (f"SELECT {_COLS}, geom <-> {point} AS deg FROM station WHERE status = 'active' AND ({where})"
-            f" ORDER BY geom <-> {point} LIMIT %(n)s"), params
+    order, order_params = near_order(near, mark=pyformat)
+    params.update(order_params)
+    envelope = _envelope_sql([box], params, mark=pyformat)
+    return (f"SELECT {_COLS} FROM station WHERE status = 'active'{envelope} AND ({where})"
+            f" ORDER BY {order} LIMIT %(n)s"), params
 
 
 class PostgisStore(StationStore):
@@ -157,33 +162,23 @@ class PostgisStore(StationStore):
         # generic plan, which cannot know the pattern's selectivity).
         sql, params = search_sql(patterns, near, n)
         with self.driver_reading() as cursor:
-            if near is None:
+            rows = None if near is None else self._nearest_matching(cursor, patterns, near, n)
+            if rows is None:
                 rows = cursor.execute(sql["station"], params, prepare=False).fetchall()
-            else:
-                rows = self._nearest_matching(cursor, patterns, near, n)
             places = [row_to_place(r) for r in cursor.execute(sql["place"], params, prepare=False)]
         return SearchCandidates([row_to_station(r) for r in rows], places)
 
-    @staticmethod
-    def _nearest_matching(cursor, patterns, near, n) -> list:
-        """The ``n`` nearest matching stations by near_order's measure (ties by id), from a KNN
-        scan in planar degrees: every unseen station is at least the last row's ``deg`` away in
-        planar degrees, so at least kx·deg² by near_metric (kx = cos²(lat) ≤ 1); once the n-th
-        nearest seen is closer than that, no unseen one can come before it."""
-        sql, params = knn_search_sql(patterns, near)
-        metric = near_metric(near)
-        kx = math.cos(math.radians(near[0])) ** 2
-        batch = first_batch(n)
-        while True:
-            params["n"] = batch
-            rows = cursor.execute(sql, params, prepare=False).fetchall()
-            ranked = sorted(rows, key=lambda r: (metric(r[STATION_LAT], r[STATION_LNG]), r[STATION_ID]))[:n]
-            if len(rows) < batch:
-                return ranked  # every match has been seen
-            last = rows[-1][-1]
-            if len(ranked) == n and metric(ranked[-1][STATION_LAT], ranked[-1][STATION_LNG]) < kx * last * last:
-                return ranked
-            batch *= 4
+    def _text_index_first(self, cursor, patterns, n) -> bool:
+        sql, params = count_estimate_sql(patterns)
+        matches = cursor.execute(sql, params, prepare=False).fetchone()[0][0]["Plan"]["Plan Rows"]
+        table_rows = cursor.execute(
+            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'station'::regclass").fetchone()[0]
+        return text_index_first(int(matches), int(table_rows), n)
+
+    def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
+        sql, params = box_search_sql(patterns, near, box)
+        params["n"] = n
+        return cursor.execute(sql, params, prepare=False).fetchall()
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, dialect=_DIALECT)

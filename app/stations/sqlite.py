@@ -22,9 +22,8 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    FIRST_REACH_DEG, LAST_REACH_DEG, PLACE_COLUMNS, STATION_LAT, STATION_LNG, Progress, StationStore, filter_sql,
-    near_metric, near_order, next_reach, rank, reach_box, row_to_place, row_to_station, signature_sql,
-    text_index_cap, text_index_first,
+    PLACE_COLUMNS, Progress, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
+    signature_sql, text_index_cap, text_index_first,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
@@ -159,28 +158,14 @@ class SqliteStore(StationStore):
             places = [row_to_place(r) for r in cursor.execute(sql["place"], params).fetchall()]
         return SearchCandidates(stations, places)
 
-    @staticmethod
-    def _nearest_matching(cursor, patterns, near, n) -> list | None:
-        """The ``n`` nearest matching stations by boxes widening around ``near``, when the pattern
-        is common enough for that to be cheaper; None: ask the text index (search_sql)."""
+    def _text_index_first(self, cursor, patterns, n) -> bool:
         table_rows = cursor.execute("SELECT max(id) FROM station").fetchone()[0] or 0
         sql, params = count_sql(patterns, text_index_cap(n, table_rows))
-        if text_index_first(cursor.execute(sql, params).fetchone()[0], table_rows, n):
-            return None
-        metric = near_metric(near)
-        reach = FIRST_REACH_DEG
-        while reach <= LAST_REACH_DEG:
-            box = reach_box(near, reach)
-            if box is None:
-                return None
-            sql, params = box_search_sql(patterns, near, box, n)
-            rows = cursor.execute(sql, params).fetchall()
-            # Everything within ``reach`` is inside the box, so these are proven nearest.
-            inside = sum(1 for r in rows if metric(r[STATION_LAT], r[STATION_LNG]) <= reach * reach)
-            if inside == n:
-                return rows
-            reach = next_reach(reach, inside, n)
-        return None
+        return text_index_first(cursor.execute(sql, params).fetchone()[0], table_rows, n)
+
+    def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
+        sql, params = box_search_sql(patterns, near, box, n)
+        return cursor.execute(sql, params).fetchall()
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, "s.")

@@ -200,6 +200,40 @@ class StationStore(ABC):
         ``patterns`` (each ≥ 3 characters; found through the trigram index, never a scan),
         nearest to ``near`` (WGS-84 lat, lng) first, else by id. See app.search.text."""
 
+    def _nearest_matching(self, cursor, patterns: Sequence[str], near: tuple[float, float],
+                          n: int) -> list | None:
+        """Rows (of STATION_COLUMNS) of the ``n`` active stations nearest ``near`` by near_order
+        whose key holds a pattern, found in boxes widening around ``near`` (the spatial index,
+        each key tested) when the pattern is common enough for that to be cheaper than sorting
+        every match of the text index; None: ask the text index.
+
+        Everything within ``reach`` of ``near`` (near_metric) lies in the round's box, so once
+        the n nearest of the box are within reach, no station outside can come before them."""
+        if self._text_index_first(cursor, patterns, n):
+            return None
+        metric = near_metric(near)
+        reach = FIRST_REACH_DEG
+        while reach <= LAST_REACH_DEG:
+            box = reach_box(near, reach)
+            if box is None:
+                return None
+            rows = self._matching_in_box(cursor, patterns, near, box, n)
+            inside = sum(1 for r in rows if metric(r[_LAT], r[_LNG]) <= reach * reach)
+            if inside == n:
+                return rows
+            reach = next_reach(reach, inside, n)
+        return None
+
+    @abstractmethod
+    def _text_index_first(self, cursor, patterns: Sequence[str], n: int) -> bool:
+        """Whether the patterns are rare enough for the text index alone (text_index_first)."""
+
+    @abstractmethod
+    def _matching_in_box(self, cursor, patterns: Sequence[str], near: tuple[float, float], box: Box,
+                         n: int) -> list:
+        """Rows of the ``n`` active stations in ``box`` nearest ``near`` (near_order) whose key
+        holds a pattern."""
+
     def replace_places(self, places: Sequence[Place]) -> int:
         """Swap in the extract's places (all in one transaction; readers see the old or the new)."""
         with self.bulk_transaction() as conn:
@@ -505,7 +539,6 @@ def row_to_station(row) -> Station:
 
 _COLUMN = {name: i for i, name in enumerate(STATION_COLUMNS)}
 _ID, _LAT, _LNG = _COLUMN["id"], _COLUMN["lat"], _COLUMN["lng"]
-STATION_ID, STATION_LAT, STATION_LNG = _ID, _LAT, _LNG  # positions in a row of STATION_COLUMNS
 _HOURS, _ZONE = _COLUMN["opening_hours"], _COLUMN["timezone"]
 _CLOSURE, _CLOSURE_UNTIL = _COLUMN["closure_reason"], _COLUMN["closure_until"]
 
