@@ -197,6 +197,30 @@ def test_exact_and_prefix_before_distance(client, town):
     assert [r["match"] for r in results[1:3]] == ["prefix", "prefix"]
 
 
+def test_a_far_prefix_match_is_not_lost_behind_nearer_substring_matches(client, store):
+    # 120 stations with 人民 inside their names crowd the point; 人民路公厕 starts with it, 3 km away.
+    from app.search.service import CANDIDATES
+
+    crowd = [station(f"s{i}", *at(i % 12, i // 12), name=f"解放路人民{i}号") for i in range(CANDIDATES + 20)]
+    store.upsert(crowd + [station("far", *at(30, 0), name="人民路公厕"), station("farther", *at(60, 0), name="人民")])
+    for q in ("人民", "renmin", "rm"):
+        results = _search(client, q, near="%f,%f" % at(0, 0))["results"]
+        assert [(r["name"], r["match"]) for r in results[:2]] == [
+            ("人民", "exact" if q == "人民" else "pinyin" if q == "renmin" else "initials"),
+            ("人民路公厕", "prefix" if q == "人民" else "pinyin" if q == "renmin" else "initials")], q
+
+
+def test_prefix_patterns_start_a_form():
+    for name in ("人民路西公厕", "长沙路驿站", "West street"):
+        key = " " + text.search_key(name)
+        for q in ("人民", "人民l", "人m", "renmin", "rml", "rm", "csl", "chang", "ch", "west", "ws"):
+            query = text.normalise(q)
+            found = text.match(query, name)
+            if found is not None and found.tier <= text.PREFIX:
+                assert any(p in key for p in text.prefix_patterns(query)), (name, q)
+    assert text.prefix_patterns("r民") == () and text.prefix_patterns("12号") == ()
+
+
 def test_a_street_is_answered_at_its_point_nearest_near(client, town):
     near = at(3, 4)
     result = _search(client, "人民路", near="%f,%f" % near)["results"][0]

@@ -90,9 +90,14 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
 
 
 def _likes(patterns, params: dict) -> str:
-    """'search_key LIKE … OR …' for the patterns, bound in ``params`` (wildcards escaped)."""
+    """'search_key LIKE … OR …' for the patterns, bound in ``params`` (wildcards escaped). A
+    pattern that starts with a space (the start of a form: app.search.text.prefix_patterns)
+    matches after a space or at the key's start (both served by pg_trgm: a word's start)."""
     likes = []
     for i, pattern in enumerate(patterns):
+        if pattern.startswith(" "):
+            params[f"start{i}"] = f"{like_escape(pattern[1:])}%"
+            likes.append(f"search_key LIKE %(start{i})s ESCAPE '\\'")
         params[f"p{i}"] = f"%{like_escape(pattern)}%"
         likes.append(f"search_key LIKE %(p{i})s ESCAPE '\\'")
     return " OR ".join(likes)

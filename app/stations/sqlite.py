@@ -46,8 +46,14 @@ def _box_sql(boxes: list[Box], params: dict) -> str:
 
 
 def _fts_match(patterns) -> str:
-    """The patterns as an FTS5 query: each a phrase, any of them."""
-    return " OR ".join('"' + p.replace('"', '""') + '"' for p in patterns)
+    """The patterns as an FTS5 query: each a phrase, any of them; one that starts with a space
+    (the start of a form: app.search.text.prefix_patterns) also at the start of the key (``^``)."""
+    phrases = []
+    for p in patterns:
+        if p.startswith(" "):
+            phrases.append('^"' + p[1:].replace('"', '""') + '"')
+        phrases.append('"' + p.replace('"', '""') + '"')
+    return " OR ".join(phrases)
 
 
 def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
@@ -83,7 +89,7 @@ def box_search_sql(patterns, near, box: Box, n) -> tuple[str, dict]:
     tests = []
     for i, pattern in enumerate(patterns):
         params[f"p{i}"] = pattern
-        tests.append(f"instr(s.search_key, :p{i}) > 0")
+        tests.append(f"instr(' ' || s.search_key, :p{i}) > 0")  # a leading space: a form's start
     return (f"SELECT {_COLS} FROM station s WHERE {_box_sql([box], params)} AND s.status = 'active'"
             f" AND ({' OR '.join(tests)}) ORDER BY {order} LIMIT :n"), params
 
