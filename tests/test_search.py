@@ -197,6 +197,30 @@ def test_exact_and_prefix_before_distance(client, town):
     assert [r["match"] for r in results[1:3]] == ["prefix", "prefix"]
 
 
+def test_a_far_prefix_match_is_not_lost_behind_nearer_substring_matches(client, store):
+    # 120 stations with 人民 inside their names crowd the point; 人民路公厕 starts with it, 3 km away.
+    from app.search.service import CANDIDATES
+
+    crowd = [station(f"s{i}", *at(i % 12, i // 12), name=f"解放路人民{i}号") for i in range(CANDIDATES + 20)]
+    store.upsert(crowd + [station("far", *at(30, 0), name="人民路公厕"), station("farther", *at(60, 0), name="人民")])
+    for q in ("人民", "renmin", "rm"):
+        results = _search(client, q, near="%f,%f" % at(0, 0))["results"]
+        assert [(r["name"], r["match"]) for r in results[:2]] == [
+            ("人民", "exact" if q == "人民" else "pinyin" if q == "renmin" else "initials"),
+            ("人民路公厕", "prefix" if q == "人民" else "pinyin" if q == "renmin" else "initials")], q
+
+
+def test_prefix_patterns_start_a_form():
+    for name in ("人民路西公厕", "长沙路驿站", "West street"):
+        key = " " + text.search_key(name)
+        for q in ("人民", "人民l", "人m", "renmin", "rml", "rm", "csl", "chang", "ch", "west", "ws"):
+            query = text.normalise(q)
+            found = text.match(query, name)
+            if found is not None and found.tier <= text.PREFIX:
+                assert any(p in key for p in text.prefix_patterns(query)), (name, q)
+    assert text.prefix_patterns("r民") == () and text.prefix_patterns("12号") == ()
+
+
 def test_a_street_is_answered_at_its_point_nearest_near(client, town):
     near = at(3, 4)
     result = _search(client, "人民路", near="%f,%f" % near)["results"][0]
@@ -281,8 +305,12 @@ QUERY_SHAPES = ["人", "人民", "人民路", "renmin", "renminlu", "rm", "rml",
 
 
 @pytest.mark.parametrize("q", QUERY_SHAPES)
-def test_every_query_shape_uses_the_index(connection, town, backend, q):
-    pats = text.patterns(text.normalise(q))
+@pytest.mark.parametrize("prefix", [False, True])
+def test_every_query_shape_uses_the_index(connection, town, backend, q, prefix):
+    pats = (text.prefix_patterns if prefix else text.patterns)(text.normalise(q))
+    if not pats:
+        assert prefix and q == "r民"  # no form need start with a pattern: only the substring round
+        return
     if backend == "postgis":
         from app.stations.postgis import search_sql
         sql, params = search_sql(pats, (27.83, 113.15), 200)
@@ -348,3 +376,105 @@ def test_a_new_import_replaces_the_places(client, imported, search_town_pbf, riv
     import_network(imported, river_town_pbf, force=True)
     assert _search(client, "人民广场")["results"] == []
     assert [r["name"] for r in _search(client, "west street")["results"]][:1] == ["West street"]
+
+
+# -- many stations: the widening searches find exactly the nearest matches ----------------------
+
+CROWD_CENTRE = (27.83, 113.15)
+
+
+def _crowd(size=3000, seed=7, centre=CROWD_CENTRE):
+    """Stations ±0.2° around the centre: half on a 人民 street (a common pattern), one in 60 on a
+    解放 street (a rare one), and closed ones among them that must never be candidates."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(size):
+        word = "解放" if i % 60 == 0 else "人民" if i % 2 else rng.choice(["长沙", "芙蓉", "天元", "建设"])
+        out.append(station(f"c{i}", centre[0] + rng.uniform(-0.2, 0.2), centre[1] + rng.uniform(-0.2, 0.2),
+                           name=f"{word}路{rng.choice('东西南北')}公厕", status="closed" if i % 7 == 0 else "active"))
+    return out
+
+
+def _load(store, crowd):
+    """Store the crowd; on PostgreSQL give the planner its statistics (it decides by them)."""
+    from sqlalchemy import text as sql
+
+    store.upsert(crowd)
+    if store.backend == "postgis":
+        with store.transaction() as conn:
+            conn.execute(sql("ANALYZE station"))
+
+
+def _expected_nearest(stations, pats, near, n):
+    """By brute force: the n active stations nearest ``near`` (near_order's measure) whose key holds a pattern."""
+    from app.stations.store import near_metric
+
+    metric = near_metric(near)
+    found = [s for s in stations if s.status == "active" and any(p in s.search_key for p in pats)]
+    return [s.source_id for s in sorted(found, key=lambda s: metric(s.lat, s.lng))[:n]]
+
+
+@pytest.mark.parametrize("q, near", [
+    ("人民", CROWD_CENTRE), ("人民", (27.99, 113.33)), ("rm", (27.70, 113.05)), ("人", (27.83, 113.20)),
+    ("人民", (28.6, 114.0)),  # far outside: the widening gives way to the text index
+    ("解放", CROWD_CENTRE), ("jfl", (27.95, 113.0)),
+])
+def test_candidates_are_exactly_the_nearest_matches(store, q, near):
+    crowd = _crowd()
+    _load(store, crowd)
+    pats = text.patterns(text.normalise(q))
+    found = store.search_candidates(pats, near, 50).stations
+    assert [s.source_id for s in found] == _expected_nearest(crowd, pats, near, 50)
+
+
+@pytest.mark.parametrize("q", ["人民", "解放"])
+def test_far_north_where_a_degree_of_longitude_is_short(store, q):
+    # At 60° N planar degrees (PostGIS's KNN) and the ranking's measure disagree the most.
+    centre = (60.17, 24.94)
+    crowd = _crowd(centre=centre)
+    _load(store, crowd)
+    pats = text.patterns(text.normalise(q))
+    for near in (centre, (60.3, 25.1)):
+        found = store.search_candidates(pats, near, 50).stations
+        assert [s.source_id for s in found] == _expected_nearest(crowd, pats, near, 50)
+
+
+def test_common_patterns_widen_boxes_and_rare_ones_ask_the_text_index():
+    from app.stations.store import text_index_cap, text_index_first
+
+    cap = text_index_cap(50, 3000)
+    assert not text_index_first(min(1500, cap), 3000, 50)  # 人民: half the stations
+    assert text_index_first(50, 3000, 50)  # 解放: one in 60
+    assert text_index_first(cap - 1, 3000, 50) and not text_index_first(cap, 3000, 50)
+
+
+def test_the_widening_queries_use_the_indexes(connection, store, backend):
+    from app.stations.store import reach_box
+
+    crowd = _crowd()
+    store.upsert(crowd)
+    pats = text.patterns(text.normalise("人民"))
+    cursor = connection.connection.driver_connection.cursor()
+    box = reach_box(CROWD_CENTRE, 0.01)
+    if backend == "postgis":
+        from app.stations.postgis import box_search_sql
+        cursor.execute("ANALYZE station")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for pattern in (pats, text.patterns("jfl")):
+            sql, params = box_search_sql(pattern, CROWD_CENTRE, box)
+            plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql, {**params, "n": 50}, prepare=False))
+            assert "ix_station_geom" in plan or "ix_station_search_key" in plan, plan
+            assert "Seq Scan" not in plan, plan
+        assert not store._text_index_first(cursor, pats, 50)  # the planner knows 人民 is common
+        assert store._text_index_first(cursor, text.patterns("jfl"), 50)
+    else:
+        from app.stations.sqlite import box_search_sql, count_sql
+        sql, params = box_search_sql(pats, CROWD_CENTRE, box, 50)
+        plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "SCAN station_rtree VIRTUAL TABLE INDEX" in plan, plan
+        assert "USING INTEGER PRIMARY KEY" in plan and "SCAN s " not in plan + " ", plan
+        sql, params = count_sql(pats, 100)
+        plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "SCAN station_fts VIRTUAL TABLE INDEX 0:M" in plan, plan

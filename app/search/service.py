@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 
 from app.geo.geodesic import distances_m
-from app.search.text import Match, fuzzy_match, fuzzy_patterns, match, patterns
+from app.search.text import Match, fuzzy_match, fuzzy_patterns, match, patterns, prefix_patterns
 from app.stations.model import Place, Station
 from app.stations.store import StationStore
 
@@ -45,7 +45,7 @@ def search(store: StationStore, query: str, near: tuple[float, float] | None, li
     substring, or by pinyin or initials. A query with no usable pattern (one letter or
     digit) finds nothing, without asking the database.
     """
-    found = _checked(store, query, patterns(query), near, match)
+    found = _checked(store, query, patterns(query), near, match, prefix_patterns(query))
     if not found:
         found = _checked(store, query, fuzzy_patterns(query), near, fuzzy_match)
     found.sort(key=lambda h: (h.tier, h.distance_m if h.distance_m is not None else 0.0, TYPE_ORDER[h.type],
@@ -53,10 +53,20 @@ def search(store: StationStore, query: str, near: tuple[float, float] | None, li
     return found[:limit]
 
 
-def _checked(store, query, pats, near, check) -> list[SearchHit]:
+def _checked(store, query, pats, near, check, front_pats=()) -> list[SearchHit]:
+    """The candidates of ``pats`` that ``check`` accepts, as hits. When a table gave its full
+    ``CANDIDATES`` (more may match farther away), the candidates of ``front_pats`` (those that
+    can match at a field's start: the exact and prefix tiers, ranked first) are added, so a far
+    exact or prefix match is never lost behind nearer substring matches."""
     if not pats:
         return []
     candidates = store.search_candidates(pats, near, CANDIDATES)
+    if front_pats and CANDIDATES in (len(candidates.stations), len(candidates.places)):
+        front = store.search_candidates(front_pats, near, CANDIDATES)
+        seen = {st.id for st in candidates.stations}
+        candidates.stations.extend(st for st in front.stations if st.id not in seen)
+        seen = {p.id for p in candidates.places}
+        candidates.places.extend(p for p in front.places if p.id not in seen)
     hits = [hit for hit in (_station_hit(query, st, check) for st in candidates.stations) if hit]
     hits += [hit for hit in (_place_hit(query, place, near, check) for place in candidates.places) if hit]
     if near is not None and hits:

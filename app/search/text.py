@@ -153,6 +153,24 @@ def patterns(query: str) -> tuple[str, ...]:
     return (query, initials)
 
 
+def prefix_patterns(query: str) -> tuple[str, ...]:
+    """Patterns, each after a space, that a field matched at its start (the exact and prefix
+    tiers) holds at the start of one of its forms: a space before a pattern means the start of
+    a form, or of the key. Empty when the query starts with a letter or digit but holds other
+    characters too (``r民``: no form need start with a pattern of ≥ 3 characters).
+
+    - Starting with characters outside [a-z0-9]: their first run, encoded (人民g → 人民 starts
+      the ``chars`` form: the field's first characters are the query's).
+    - Letters and digits only: ``patterns``, which then start the ``pinyin``, ``syllables`` or
+      ``initials`` form (or the ``chars`` form of a Latin name).
+    """
+    runs = _NON_ALNUM_RUN.findall(query)
+    if runs and not query.startswith(runs[0]):
+        return ()
+    found = (encode(runs[0]),) if runs else patterns(query)
+    return tuple(" " + p for p in found)
+
+
 # -- matching a candidate --------------------------------------------------------
 
 # Tiers, best first: the query is the whole text; it starts the text; anything else.

@@ -19,7 +19,7 @@ from app.stations.model import (
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
-    row_to_station, signature_sql,
+    row_to_station, signature_sql, text_index_first,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -89,20 +89,51 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
     return " AND (" + " OR ".join(parts) + ")"
 
 
-def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
-    """The candidate queries (station, place) for ``patterns`` and their parameters (psycopg style)."""
-    params: dict = {"n": n}
+def _likes(patterns, params: dict) -> str:
+    """'search_key LIKE … OR …' for the patterns, bound in ``params`` (wildcards escaped). A
+    pattern that starts with a space (the start of a form: app.search.text.prefix_patterns)
+    matches after a space or at the key's start (both served by pg_trgm: a word's start)."""
     likes = []
     for i, pattern in enumerate(patterns):
+        if pattern.startswith(" "):
+            params[f"start{i}"] = f"{like_escape(pattern[1:])}%"
+            likes.append(f"search_key LIKE %(start{i})s ESCAPE '\\'")
         params[f"p{i}"] = f"%{like_escape(pattern)}%"
         likes.append(f"search_key LIKE %(p{i})s ESCAPE '\\'")
+    return " OR ".join(likes)
+
+
+def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
+    """The candidate queries (station, place) driven by the text index, and their parameters
+    (psycopg style): every match, sorted by near_order."""
+    params: dict = {"n": n}
+    where = _likes(patterns, params)
     order, order_params = near_order(near, mark=pyformat)
     params.update(order_params)
-    where = " OR ".join(likes)
     return {
         "station": f"SELECT {_COLS} FROM station WHERE status = 'active' AND ({where}) ORDER BY {order} LIMIT %(n)s",
         "place": f"SELECT {', '.join(PLACE_COLUMNS)} FROM place WHERE {where} ORDER BY {order} LIMIT %(n)s",
     }, params
+
+
+def count_estimate_sql(patterns) -> tuple[str, dict]:
+    """EXPLAIN of the stations whose key holds a pattern: the planner's estimate of how many
+    (from the column's statistics), at the cost of planning, not of reading them."""
+    params: dict = {}
+    return f"EXPLAIN (FORMAT JSON) SELECT 1 FROM station WHERE {_likes(patterns, params)}", params
+
+
+def box_search_sql(patterns, near, box: Box) -> tuple[str, dict]:
+    """The nearest ``n`` active stations in ``box`` whose key holds a pattern (``n`` bound per
+    round). PostgreSQL plans it for the values: the GiST index over a small box, each key
+    tested; a BitmapAnd of GiST and GIN; or the GIN index alone for a rare pattern."""
+    params: dict = {}
+    where = _likes(patterns, params)
+    order, order_params = near_order(near, mark=pyformat)
+    params.update(order_params)
+    envelope = _envelope_sql([box], params, mark=pyformat)
+    return (f"SELECT {_COLS} FROM station WHERE status = 'active'{envelope} AND ({where})"
+            f" ORDER BY {order} LIMIT %(n)s"), params
 
 
 class PostgisStore(StationStore):
@@ -136,9 +167,23 @@ class PostgisStore(StationStore):
         # generic plan, which cannot know the pattern's selectivity).
         sql, params = search_sql(patterns, near, n)
         with self.driver_reading() as cursor:
-            stations = [row_to_station(r) for r in cursor.execute(sql["station"], params, prepare=False)]
+            rows = None if near is None else self._nearest_matching(cursor, patterns, near, n)
+            if rows is None:
+                rows = cursor.execute(sql["station"], params, prepare=False).fetchall()
             places = [row_to_place(r) for r in cursor.execute(sql["place"], params, prepare=False)]
-        return SearchCandidates(stations, places)
+        return SearchCandidates([row_to_station(r) for r in rows], places)
+
+    def _text_index_first(self, cursor, patterns, n) -> bool:
+        sql, params = count_estimate_sql(patterns)
+        matches = cursor.execute(sql, params, prepare=False).fetchone()[0][0]["Plan"]["Plan Rows"]
+        table_rows = cursor.execute(
+            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'station'::regclass").fetchone()[0]
+        return text_index_first(int(matches), int(table_rows), n)
+
+    def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
+        sql, params = box_search_sql(patterns, near, box)
+        params["n"] = n
+        return cursor.execute(sql, params, prepare=False).fetchall()
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, dialect=_DIALECT)

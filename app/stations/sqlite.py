@@ -23,7 +23,7 @@ from app.stations.model import (
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
-    signature_sql,
+    signature_sql, text_index_cap, text_index_first,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
@@ -45,16 +45,26 @@ def _box_sql(boxes: list[Box], params: dict) -> str:
     return "s.id IN (SELECT id FROM station_rtree WHERE " + " OR ".join(parts) + ")"
 
 
+def _fts_match(patterns) -> str:
+    """The patterns as an FTS5 query: each a phrase, any of them; one that starts with a space
+    (the start of a form: app.search.text.prefix_patterns) also at the start of the key (``^``)."""
+    phrases = []
+    for p in patterns:
+        if p.startswith(" "):
+            phrases.append('^"' + p[1:].replace('"', '""') + '"')
+        phrases.append('"' + p.replace('"', '""') + '"')
+    return " OR ".join(phrases)
+
+
 def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
-    """The candidate queries (station, place) for ``patterns`` and their parameters.
+    """The candidate queries (station, place) driven by the text index, and their parameters.
 
     Each pattern is an FTS5 phrase: with the trigram tokenizer a phrase matches where its
     text occurs as a substring (it must be ≥ 3 characters); the FTS index gives the rowids,
     and the rows are then read by primary key.
     """
-    match = " OR ".join('"' + p.replace('"', '""') + '"' for p in patterns)
     order, params = near_order(near)
-    params.update(match=match, n=n)
+    params.update(match=_fts_match(patterns), n=n)
     place_cols = ", ".join(PLACE_COLUMNS)
     return {
         "station": f"SELECT {_COLS} FROM station s WHERE s.id IN (SELECT rowid FROM station_fts"
@@ -62,6 +72,26 @@ def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
         "place": f"SELECT {place_cols} FROM place WHERE id IN (SELECT rowid FROM place_fts"
                  f" WHERE place_fts MATCH :match) ORDER BY {order} LIMIT :n",
     }, params
+
+
+def count_sql(patterns, cap: int) -> tuple[str, dict]:
+    """How many stations' keys hold a pattern, counted up to ``cap`` (FTS5 stops there)."""
+    return ("SELECT count(*) FROM (SELECT rowid FROM station_fts WHERE station_fts MATCH :match LIMIT :cap)",
+            {"match": _fts_match(patterns), "cap": cap})
+
+
+def box_search_sql(patterns, near, box: Box, n) -> tuple[str, dict]:
+    """The nearest ``n`` active stations inside ``box`` whose key holds a pattern, driven by the
+    R*Tree: for a common pattern the few hundred stations around the point are read and their
+    keys tested (``instr``, no wildcards to escape), instead of every match of the text index."""
+    order, params = near_order(near)
+    params["n"] = n
+    tests = []
+    for i, pattern in enumerate(patterns):
+        params[f"p{i}"] = pattern
+        tests.append(f"instr(' ' || s.search_key, :p{i}) > 0")  # a leading space: a form's start
+    return (f"SELECT {_COLS} FROM station s WHERE {_box_sql([box], params)} AND s.status = 'active'"
+            f" AND ({' OR '.join(tests)}) ORDER BY {order} LIMIT :n"), params
 
 
 def configure_engine(engine) -> None:
@@ -125,9 +155,23 @@ class SqliteStore(StationStore):
     def search_candidates(self, patterns, near, n) -> SearchCandidates:
         sql, params = search_sql(patterns, near, n)
         with self.driver_reading() as cursor:
-            stations = [row_to_station(r) for r in cursor.execute(sql["station"], params).fetchall()]
+            rows = None
+            if near is not None:
+                rows = self._nearest_matching(cursor, patterns, near, n)
+            if rows is None:
+                rows = cursor.execute(sql["station"], params).fetchall()
+            stations = [row_to_station(r) for r in rows]
             places = [row_to_place(r) for r in cursor.execute(sql["place"], params).fetchall()]
         return SearchCandidates(stations, places)
+
+    def _text_index_first(self, cursor, patterns, n) -> bool:
+        table_rows = cursor.execute("SELECT max(id) FROM station").fetchone()[0] or 0
+        sql, params = count_sql(patterns, text_index_cap(n, table_rows))
+        return text_index_first(cursor.execute(sql, params).fetchone()[0], table_rows, n)
+
+    def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
+        sql, params = box_search_sql(patterns, near, box, n)
+        return cursor.execute(sql, params).fetchall()
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, "s.")

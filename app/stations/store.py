@@ -200,6 +200,40 @@ class StationStore(ABC):
         ``patterns`` (each ≥ 3 characters; found through the trigram index, never a scan),
         nearest to ``near`` (WGS-84 lat, lng) first, else by id. See app.search.text."""
 
+    def _nearest_matching(self, cursor, patterns: Sequence[str], near: tuple[float, float],
+                          n: int) -> list | None:
+        """Rows (of STATION_COLUMNS) of the ``n`` active stations nearest ``near`` by near_order
+        whose key holds a pattern, found in boxes widening around ``near`` (the spatial index,
+        each key tested) when the pattern is common enough for that to be cheaper than sorting
+        every match of the text index; None: ask the text index.
+
+        Everything within ``reach`` of ``near`` (near_metric) lies in the round's box, so once
+        the n nearest of the box are within reach, no station outside can come before them."""
+        if self._text_index_first(cursor, patterns, n):
+            return None
+        metric = near_metric(near)
+        reach = FIRST_REACH_DEG
+        while reach <= LAST_REACH_DEG:
+            box = reach_box(near, reach)
+            if box is None:
+                return None
+            rows = self._matching_in_box(cursor, patterns, near, box, n)
+            inside = sum(1 for r in rows if metric(r[_LAT], r[_LNG]) <= reach * reach)
+            if inside == n:
+                return rows
+            reach = next_reach(reach, inside, n)
+        return None
+
+    @abstractmethod
+    def _text_index_first(self, cursor, patterns: Sequence[str], n: int) -> bool:
+        """Whether the patterns are rare enough for the text index alone (text_index_first)."""
+
+    @abstractmethod
+    def _matching_in_box(self, cursor, patterns: Sequence[str], near: tuple[float, float], box: Box,
+                         n: int) -> list:
+        """Rows of the ``n`` active stations in ``box`` nearest ``near`` (near_order) whose key
+        holds a pattern."""
+
     def replace_places(self, places: Sequence[Place]) -> int:
         """Swap in the extract's places (all in one transaction; readers see the old or the new)."""
         with self.bulk_transaction() as conn:
@@ -430,6 +464,51 @@ def near_order(near: tuple[float, float] | None, mark=named) -> tuple[str, dict]
     sql = (f"(lat - {mark('near_lat')}) * (lat - {mark('near_lat')})"
            f" + (lng - {mark('near_lng')}) * (lng - {mark('near_lng')}) * {mark('near_kx')}, id")
     return sql, {"near_lat": lat, "near_lng": lng, "near_kx": math.cos(math.radians(lat)) ** 2}
+
+
+def near_metric(near: tuple[float, float]) -> Callable[[float, float], float]:
+    """near_order's measure as a function of (lat, lng): squared degrees, longitude scaled."""
+    lat0, lng0 = near
+    kx = math.cos(math.radians(lat0)) ** 2
+    return lambda lat, lng: (lat - lat0) * (lat - lat0) + (lng - lng0) * (lng - lng0) * kx
+
+
+def reach_box(near: tuple[float, float], reach: float) -> Box | None:
+    """The rectangle holding every point within ``reach`` of ``near`` by near_metric (a degree of
+    latitude, or its length in longitude); None where it would reach a pole or the antimeridian."""
+    lat, lng = near
+    half_width = reach / math.cos(math.radians(lat))
+    box = Box(lat - reach, lng - half_width, lat + reach, lng + half_width)
+    if box.south <= -90 or box.north >= 90 or box.west <= -180 or box.east >= 180:
+        return None
+    return box
+
+
+# Widening search for the stations nearest ``near`` whose key holds a pattern (common patterns):
+# the first reach (degrees of latitude, ~1.1 km), and the reach beyond which the text index alone
+# is cheaper than the box (most of a city).
+FIRST_REACH_DEG = 0.01
+LAST_REACH_DEG = 0.5
+
+
+def next_reach(reach: float, inside: int, n: int) -> float:
+    """The reach of the next round, after ``inside`` matches were proven within ``reach``:
+    enough for ~n by the density seen (matches grow with the area), at least 1.25x, at most 4x."""
+    growth = math.sqrt(n / inside) * 1.15 if inside else 4.0
+    return reach * min(max(growth, 1.25), 4.0)
+
+
+def text_index_first(matches: int, rows: int, n: int) -> bool:
+    """Whether the text index alone (all ``matches`` rows, then sorted) is the cheaper way to the
+    ``n`` nearest, rather than widening boxes around the point (reading ~n·rows/matches rows of
+    the table). The two are equal at matches² = n·rows; ``matches`` is counted up to that cap."""
+    return matches * matches < n * max(rows, 1)
+
+
+def text_index_cap(n: int, rows: int) -> int:
+    """How far to count a pattern's matches before text_index_first can decide (one more than the
+    break-even count)."""
+    return math.isqrt(n * max(rows, 1)) + 1
 
 
 def row_to_service_area(row, geom) -> ServiceArea:
