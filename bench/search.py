@@ -35,8 +35,9 @@ from app.search.places import PlaceCollector  # noqa: E402
 from app.search.service import search  # noqa: E402
 from app.search.text import normalise, units  # noqa: E402
 from app.stations.model import StationInput  # noqa: E402
-from nearest import EAST, NORTH, OUT, SOUTH, WEST, bench_db_url, fresh_app, free_port, log, summary  # noqa: E402
+from nearest import EAST, NORTH, OUT, SOUTH, WEST, bench_db_url, fresh_app, log, summary  # noqa: E402
 from synthetic_city import DIRECTIONS, NAME_WORDS, write_city  # noqa: E402
+from throughput import gunicorn  # noqa: E402
 
 KIND_WORDS = {"toilet": "公厕", "rest_station": "驿站", "water_point": "饮水点", "battery_swap": "换电柜",
               "charging": "充电站"}
@@ -89,21 +90,9 @@ def timed(fn, items, warmup=10):
 
 
 def http_times(url: str, queries) -> list[float]:
-    import socket
-    import subprocess
-
-    port = free_port()
-    server = subprocess.Popen(
-        [os.path.join(ROOT, ".venv", "bin", "gunicorn"), "--workers", "1", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-
+    """Each query over HTTP to one gunicorn worker (bench/throughput.py's server, its log in OUT)."""
+    log_path = os.path.join(OUT, "gunicorn_search.log")
+    with gunicorn("wsgi:app", {"DATABASE_URL": url}, 1, "sync", 1, log_path, "/api/v1/meta") as port:
         def one(item):
             q, (lat, lng) = item
             conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -115,9 +104,6 @@ def http_times(url: str, queries) -> list[float]:
                 raise RuntimeError(f"bad answer for {q!r}: {resp.status} {body[:200]!r}")
 
         return timed(one, queries)
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def naive_times(app, queries) -> list[float]:
