@@ -48,7 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
-            configure_engine(engine)
+            configure_engine(engine, mmap_mb=app.config["YIZHAN_SQLITE_MMAP_MB"])
             reader = read_only(engine)
         else:
             # Reads run without BEGIN/COMMIT round trips, on their own pool of autocommit

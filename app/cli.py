@@ -60,6 +60,9 @@ def import_stations(path, fmt, coordsys, source, timezone, dry_run, skip_invalid
     store = current_app.extensions["yizhan_store"]
     total = len(parsed.stations)
     counts = store.upsert(parsed.stations, progress=lambda n: _say(f"  wrote {n:,}/{total:,}…"))
+    if counts.inserted or counts.updated:
+        _say("  refreshing the search index's statistics…")
+        store.analyze_search()
     elapsed = time.perf_counter() - started
     _say(
         f"Imported into {store.backend}: {counts.inserted:,} new, {counts.updated:,} updated, "

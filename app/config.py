@@ -137,6 +137,9 @@ def from_environment(instance_path: str) -> dict:
             "application/geo+json", "application/manifest+json", "image/svg+xml",
         ],
         "YIZHAN_TIMEZONE": os.environ.get("YIZHAN_TIMEZONE", DEFAULT_TIMEZONE),
+        # SQLite reads the file through a memory map of up to this size: no system call per
+        # page (search at 1M stations reads thousands of scattered rows: ~2x faster measured).
+        "YIZHAN_SQLITE_MMAP_MB": _whole("YIZHAN_SQLITE_MMAP_MB", 2048, 0, 1 << 20, "MB"),
         # Where the site is reached (https://host[:port][/prefix]): absolute URLs in pages and the
         # pages WeChat may sign. Checked by app.web at app creation; unset falls back to the Host header.
         "YIZHAN_PUBLIC_URL": os.environ.get("YIZHAN_PUBLIC_URL", ""),

@@ -98,6 +98,52 @@ def test_every_pattern_is_long_enough_for_a_trigram_index():
     assert text.patterns("r") == () and text.patterns("7") == ()
 
 
+def test_every_match_holds_a_pattern_in_its_key():
+    # Brute force over names with polyphonic characters (长 cháng/zhǎng, 重 chóng/zhòng, 乐 lào
+    # in 乐亭, 行 háng/xíng): every query made of a name's characters, readings and initials
+    # that matches holds one of its patterns in the key (and, matched at the start, one of its
+    # prefix patterns after a space).
+    names = ["长沙路驿站", "市长热线站", "重庆路饮水点", "重要物资点", "乐亭县人民路", "银行街公厕", "步行街A座"]
+    for name in names:
+        key = " " + text.search_key(name)
+        us = text.units(text.normalise(name))
+        for start in range(len(us)):
+            for end in range(start + 1, min(start + 4, len(us)) + 1):
+                chars = "".join(u.char for u in us[start:end])
+                for cut in range(1, end - start):
+                    for tail in ({"".join(u.reading for u in us[start + cut:end]),
+                                  "".join(u.reading[0] for u in us[start + cut:end])}):
+                        q = chars[:cut] + tail
+                        found = text.match(q, name)
+                        assert found is not None, (name, q)
+                        assert any(p in key for p in text.patterns(q)), (name, q, text.patterns(q))
+                        if found.tier <= text.PREFIX:
+                            assert any(p in key for p in text.prefix_patterns(q)), (name, q)
+
+
+def test_characters_then_letters_are_read():
+    assert text.patterns("人民d") == ("renmind",) and text.prefix_patterns("人民d") == (" renmind",)
+    assert set(text.patterns("长j")) == {"changj", "zhangj"}  # either reading
+    assert text.patterns("饿d") == (text.encode("饿"),)  # "ed" is too short for a trigram index
+    assert text.patterns("人民d路") == (text.encode("人民"),)  # only characters-then-letters is read
+
+
+def test_phrase_only_readings_are_those_of_pypinyins_data():
+    # The readings pypinyin's phrases give a character beyond its own list, recomputed.
+    from pypinyin import Style, lazy_pinyin, pinyin
+    from pypinyin.constants import PHRASES_DICT
+
+    extra: dict[str, set[str]] = {}
+    for phrase in PHRASES_DICT:
+        read = lazy_pinyin(phrase, style=Style.NORMAL, v_to_u=False)
+        if len(read) != len(phrase):
+            continue
+        for char, reading in zip(phrase, read):
+            if reading not in pinyin(char, style=Style.NORMAL, heteronym=True, v_to_u=False)[0]:
+                extra.setdefault(char, set()).add(reading)
+    assert extra == {c: set(r) for c, r in text.PHRASE_ONLY_READINGS.items()}
+
+
 # -- what is found -------------------------------------------------------------------
 
 
@@ -199,15 +245,28 @@ def test_exact_and_prefix_before_distance(client, town):
 
 def test_a_far_prefix_match_is_not_lost_behind_nearer_substring_matches(client, store):
     # 120 stations with 人民 inside their names crowd the point; 人民路公厕 starts with it, 3 km away.
-    from app.search.service import CANDIDATES
+    from app.search.service import first_round
 
-    crowd = [station(f"s{i}", *at(i % 12, i // 12), name=f"解放路人民{i}号") for i in range(CANDIDATES + 20)]
+    assert 120 > 4 * first_round(8)  # more than the first two rounds' candidates
+    crowd = [station(f"s{i}", *at(i % 12, i // 12), name=f"解放路人民{i}号") for i in range(120)]
     store.upsert(crowd + [station("far", *at(30, 0), name="人民路公厕"), station("farther", *at(60, 0), name="人民")])
     for q in ("人民", "renmin", "rm"):
         results = _search(client, q, near="%f,%f" % at(0, 0))["results"]
         assert [(r["name"], r["match"]) for r in results[:2]] == [
             ("人民", "exact" if q == "人民" else "pinyin" if q == "renmin" else "initials"),
             ("人民路公厕", "prefix" if q == "人民" else "pinyin" if q == "renmin" else "initials")], q
+
+
+def test_a_round_left_short_by_false_candidates_asks_for_more(client, store):
+    # 40 nearer stations start with a character that shares 人's 4-character code: their keys
+    # hold 人民's pattern but the check rejects them all, so the first round (16 candidates)
+    # finds nothing and the round is asked again with more until the real match 4 km away.
+    twin = chr(ord("人") + 2 * 67_600)
+    assert twin != "人" and text.code(twin) == text.code("人")
+    store.upsert([station(f"d{i}", *at(i % 8, i // 8), name=f"{twin}民路{i}号") for i in range(40)]
+                 + [station("real", *at(40, 0), name="人民路公厕")])
+    results = _search(client, "人民", near="%f,%f" % at(0, 0))["results"]
+    assert [(r["name"], r["match"]) for r in results] == [("人民路公厕", "prefix")]
 
 
 def test_prefix_patterns_start_a_form():
@@ -311,24 +370,28 @@ def test_every_query_shape_uses_the_index(connection, town, backend, q, prefix):
     if not pats:
         assert prefix and q == "r民"  # no form need start with a pattern: only the substring round
         return
-    if backend == "postgis":
-        from app.stations.postgis import search_sql
-        sql, params = search_sql(pats, (27.83, 113.15), 200)
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute("SET LOCAL enable_seqscan = off")  # a plan that cannot use the index would still scan
-        for table in ("station", "place"):
-            plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql[table], params, prepare=False))
-            assert f"Bitmap Index Scan on ix_{table}_search_key" in plan, plan
-            assert "Seq Scan" not in plan, plan
-    else:
-        from app.stations.sqlite import search_sql
-        sql, params = search_sql(pats, (27.83, 113.15), 200)
-        cursor = connection.connection.driver_connection.cursor()
-        for table in ("station", "place"):
-            plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql[table], params))
-            assert f"SCAN {table}_fts VIRTUAL TABLE INDEX 0:M" in plan, plan
-            assert "USING INTEGER PRIMARY KEY" in plan, plan
-            assert f"SCAN {table} " not in plan + " " and "SCAN s " not in plan + " ", plan
+    cursor = connection.connection.driver_connection.cursor()
+    for analysed in (False, True):  # all of a pattern's trigrams, or its rarest
+        if analysed:
+            town.analyze_search()
+        docs = town._trigram_docs(cursor)
+        assert bool(docs) == analysed
+        if backend == "postgis":
+            from app.stations.postgis import search_sql
+            sql, params = search_sql(pats, (27.83, 113.15), 200, docs)
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a plan that cannot use the index would still scan
+            for table in ("station", "place"):
+                plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql[table], params, prepare=False))
+                assert f"Bitmap Index Scan on ix_{table}_search_key" in plan, plan
+                assert "Seq Scan" not in plan, plan
+        else:
+            from app.stations.sqlite import search_sql
+            sql, params = search_sql(pats, (27.83, 113.15), 200, docs)
+            for table in ("station", "place"):
+                plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql[table], params))
+                assert f"SCAN {table}_fts VIRTUAL TABLE INDEX 0:M" in plan, plan
+                assert "USING INTEGER PRIMARY KEY" in plan, plan
+                assert f"SCAN {table} " not in plan + " " and "SCAN s " not in plan + " ", plan
 
 
 # -- places from the OSM extract, through the network import ------------------------------
@@ -398,13 +461,9 @@ def _crowd(size=3000, seed=7, centre=CROWD_CENTRE):
 
 
 def _load(store, crowd):
-    """Store the crowd; on PostgreSQL give the planner its statistics (it decides by them)."""
-    from sqlalchemy import text as sql
-
+    """Store the crowd and give the store its statistics (it chooses its plan by them)."""
     store.upsert(crowd)
-    if store.backend == "postgis":
-        with store.transaction() as conn:
-            conn.execute(sql("ANALYZE station"))
+    store.analyze_search()
 
 
 def _expected_nearest(stations, pats, near, n):
@@ -441,6 +500,30 @@ def test_far_north_where_a_degree_of_longitude_is_short(store, q):
         assert [s.source_id for s in found] == _expected_nearest(crowd, pats, near, 50)
 
 
+def test_a_pattern_asks_for_its_rarest_trigrams():
+    from app.stations.sqlite import fts_plan
+    from app.stations.store import rare_trigrams, trigrams
+
+    assert trigrams(" renmin") == [" re", "ren", "enm", "nmi", "min"]
+    docs = {"": 20_000, "ren": 500, "enm": 40, "nmi": 40, "min": 1100, "9r9": 5000, "r9m": 300, "9m9": 800}
+    # the two rarest, then others while short (a 20th of the keys: 1,000, or 4x the rarest)
+    assert rare_trigrams("renmin", docs) == (["enm", "nmi", "ren"], 40)
+    assert rare_trigrams("9r9m9", docs) == (["r9m", "9m9"], 300)  # 9r9: 5,000, too long
+    assert rare_trigrams("abcd", docs) == (["abc", "bcd"], 0)  # unseen trigrams: the rarest of all
+    assert rare_trigrams("renmin", {}) == (["ren", "enm", "nmi", "min"], 0)  # never analysed: all
+    assert fts_plan(["renmin", "9r9m"], docs) == ('("enm" AND "nmi" AND "ren") OR ("r9m" AND "9r9")', 40 + 300)
+
+
+def test_statistics_choose_the_plan_never_the_answer(client, town):
+    # Analysed, then a station with trigrams the statistics never saw: it is still found, and
+    # a station renamed away from a common pattern is no longer.
+    town.analyze_search()
+    town.upsert([station("new", *at(2, 2), name="魑魅魍魉驿站"), _with(_stations()[0], name="解放路公厕")])
+    assert _names(_search(client, "魑魅")) == ["魑魅魍魉驿站"]
+    assert _names(_search(client, "chimei")) == ["魑魅魍魉驿站"]
+    assert "人民路西公厕" not in _names(_search(client, "人民", near="%f,%f" % WEST))
+
+
 def test_common_patterns_widen_boxes_and_rare_ones_ask_the_text_index():
     from app.stations.store import text_index_cap, text_index_first
 
@@ -465,16 +548,15 @@ def test_the_widening_queries_use_the_indexes(connection, store, backend):
         for pattern in (pats, text.patterns("jfl")):
             sql, params = box_search_sql(pattern, CROWD_CENTRE, box)
             plan = "\n".join(r[0] for r in cursor.execute("EXPLAIN " + sql, {**params, "n": 50}, prepare=False))
-            assert "ix_station_geom" in plan or "ix_station_search_key" in plan, plan
+            assert "ix_station_geom" in plan and "ix_station_search_key" not in plan, plan  # the box, keys tested
             assert "Seq Scan" not in plan, plan
-        assert not store._text_index_first(cursor, pats, 50)  # the planner knows 人民 is common
-        assert store._text_index_first(cursor, text.patterns("jfl"), 50)
     else:
-        from app.stations.sqlite import box_search_sql, count_sql
+        from app.stations.sqlite import box_search_sql
         sql, params = box_search_sql(pats, CROWD_CENTRE, box, 50)
         plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
         assert "SCAN station_rtree VIRTUAL TABLE INDEX" in plan, plan
         assert "USING INTEGER PRIMARY KEY" in plan and "SCAN s " not in plan + " ", plan
-        sql, params = count_sql(pats, 100)
-        plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
-        assert "SCAN station_fts VIRTUAL TABLE INDEX 0:M" in plan, plan
+    assert store._text_index_first(cursor, pats, 50)  # never analysed: no estimate, the text index
+    store.analyze_search()
+    assert not store._text_index_first(cursor, pats, 50)  # the trigram counts say 人民 is common
+    assert store._text_index_first(cursor, text.patterns("jfl"), 50)

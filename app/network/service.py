@@ -136,6 +136,7 @@ def import_network(
         if stations:
             report.stations_written = store.upsert(stations)
         store.replace_places(places)
+    store.analyze_search()  # after the commit: PostgreSQL's ANALYZE must see the new rows
     return report
 
 

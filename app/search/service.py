@@ -13,13 +13,15 @@ import numpy as np
 import shapely
 
 from app.geo.geodesic import distances_m
-from app.search.text import Match, fuzzy_match, fuzzy_patterns, match, patterns, prefix_patterns
+from app.search.text import FUZZY, OTHER, PREFIX, Match, fuzzy_match, fuzzy_patterns, match, patterns, prefix_patterns
 from app.stations.model import Place, Station
 from app.stations.store import StationStore
 
-# Candidates read per table and round: the nearest ones when there is a point. Enough for a
-# list of at most 20 after the exact check; bounded so a common query (人) never reads thousands.
-CANDIDATES = 100
+# Candidates asked per table in a round: the nearest ones when there is a point. The first
+# round asks for twice the list's length (the exact check rejects a few); a round whose
+# candidates leave the list short while more may match asks again for 4x as many, up to
+# MAX_CANDIDATES, so a common query (人) reads a few hundred stations, never thousands.
+MAX_CANDIDATES = 1024
 TYPE_ORDER = {"station": 0, "street": 1, "place": 2}
 STATION_FIELDS = ("name", "address", "operator")
 
@@ -38,37 +40,60 @@ class SearchHit:
     distance_m: float | None
 
 
+def first_round(limit: int) -> int:
+    """Candidates asked per table in a query's first round."""
+    return max(2 * limit, 16)
+
+
 def search(store: StationStore, query: str, near: tuple[float, float] | None, limit: int) -> list[SearchHit]:
     """The best ``limit`` stations, streets and places for the normalised ``query``.
 
-    The typo-tolerant round runs only when nothing matched exactly, by prefix, as a
-    substring, or by pinyin or initials. A query with no usable pattern (one letter or
-    digit) finds nothing, without asking the database.
+    Exact and prefix matches rank before all others, so they are looked for first, by the
+    patterns that start a form (``prefix_patterns``); only when fewer than ``limit`` of them
+    are found does a second round look for matches anywhere (``patterns``). The typo-tolerant
+    round runs only when nothing matched at all. A query with no usable pattern (one letter
+    or digit) finds nothing, without asking the database.
     """
-    found = _checked(store, query, patterns(query), near, match, prefix_patterns(query))
+    found: dict[tuple, SearchHit] = {}
+    front = prefix_patterns(query)
+    if front:
+        for hit in _nearest_hits(store, query, front, near, match, limit, PREFIX):
+            found.setdefault(_identity(hit), hit)
+    if len(found) < limit:
+        for hit in _nearest_hits(store, query, patterns(query), near, match, limit, OTHER):
+            found.setdefault(_identity(hit), hit)
     if not found:
-        found = _checked(store, query, fuzzy_patterns(query), near, fuzzy_match)
-    found.sort(key=lambda h: (h.tier, h.distance_m if h.distance_m is not None else 0.0, TYPE_ORDER[h.type],
-                              len(h.name), h.id or 0, h.name))
-    return found[:limit]
+        for hit in _nearest_hits(store, query, fuzzy_patterns(query), near, fuzzy_match, limit, FUZZY):
+            found.setdefault(_identity(hit), hit)
+    ranked = sorted(found.values(), key=lambda h: (h.tier, h.distance_m if h.distance_m is not None else 0.0,
+                                                   TYPE_ORDER[h.type], len(h.name), h.id or 0, h.name))
+    return ranked[:limit]
 
 
-def _checked(store, query, pats, near, check, front_pats=()) -> list[SearchHit]:
-    """The candidates of ``pats`` that ``check`` accepts, as hits. When a table gave its full
-    ``CANDIDATES`` (more may match farther away), the candidates of ``front_pats`` (those that
-    can match at a field's start: the exact and prefix tiers, ranked first) are added, so a far
-    exact or prefix match is never lost behind nearer substring matches."""
+def _identity(hit: SearchHit) -> tuple:
+    return (hit.type, hit.id, hit.name, hit.lat, hit.lng) if hit.id is None else (hit.type, hit.id)
+
+
+def _nearest_hits(store, query, pats, near, check, limit, worst_tier) -> list[SearchHit]:
+    """The hits of tier ``worst_tier`` or better among the nearest candidates of ``pats``
+    (nearest to ``near``; by id without it), with enough candidates for ``limit`` of them.
+
+    Every match of those tiers holds one of ``pats`` in its key, so the hits among the
+    ``n`` nearest candidates are all such matches within the n-th candidate's distance; when
+    fewer than ``limit`` are found and a table gave all ``n`` (more may lie farther), the round
+    is asked again with more."""
     if not pats:
         return []
-    candidates = store.search_candidates(pats, near, CANDIDATES)
-    if front_pats and CANDIDATES in (len(candidates.stations), len(candidates.places)):
-        front = store.search_candidates(front_pats, near, CANDIDATES)
-        seen = {st.id for st in candidates.stations}
-        candidates.stations.extend(st for st in front.stations if st.id not in seen)
-        seen = {p.id for p in candidates.places}
-        candidates.places.extend(p for p in front.places if p.id not in seen)
-    hits = [hit for hit in (_station_hit(query, st, check) for st in candidates.stations) if hit]
-    hits += [hit for hit in (_place_hit(query, place, near, check) for place in candidates.places) if hit]
+    n = first_round(limit)
+    while True:
+        candidates = store.search_candidates(pats, near, n)
+        hits = [hit for hit in (_station_hit(query, st, check) for st in candidates.stations) if hit]
+        hits += [hit for hit in (_place_hit(query, place, near, check) for place in candidates.places) if hit]
+        hits = [hit for hit in hits if hit.tier <= worst_tier]
+        more = n in (len(candidates.stations), len(candidates.places))
+        if not more or len(hits) >= limit or n >= MAX_CANDIDATES:
+            break
+        n = min(n * 4, MAX_CANDIDATES)
     if near is not None and hits:
         dist = distances_m(near[0], near[1], np.array([h.lat for h in hits]), np.array([h.lng for h in hits]))
         hits = [_with_distance(h, float(d)) for h, d in zip(hits, dist)]

@@ -30,11 +30,13 @@ decides, on the real text, whether and how each row matches.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style, lazy_pinyin, pinyin
 
 # Longest normalised query served; longer ones are refused (no name is that long).
 MAX_QUERY_CHARS = 64
@@ -121,8 +123,10 @@ def field_key(text: str | None) -> str:
 
 
 def search_key(*texts: str | None) -> str:
-    """The search key of a row whose searchable fields are ``texts`` (e.g. name, address, operator)."""
-    return " ".join(k for k in (field_key(t) for t in texts) if k)
+    """The search key of a row whose searchable fields are ``texts`` (e.g. name, address,
+    operator): their forms, each after a space (so a pattern after a space is a form's start,
+    the first form's too)."""
+    return "".join(" " + k for k in (field_key(t) for t in texts) if k)
 
 
 # -- queries ---------------------------------------------------------------------
@@ -135,16 +139,20 @@ def patterns(query: str) -> tuple[str, ...]:
     of them): each is at least 3 characters, so a trigram index serves it. Empty: a single
     letter or digit, which would match nearly everything (answered with nothing).
 
-    - With any character outside [a-z0-9] (Chinese, punctuation, emoji): the longest run of
-      them, encoded. Such characters only ever match themselves, so a match's ``chars`` form
-      holds that run (人民g → 人民, whatever g then matches).
+    - Characters outside [a-z0-9] (Chinese, punctuation, emoji) and then letters or digits
+      (人民d, typed while a keyboard still composes): the characters' readings and the first
+      letter, in the ``pinyin`` form (``renmind``), one pattern per way the characters may
+      read (``readings``). Such characters only ever match themselves, and the unit after
+      them is the letter itself, or a syllable or initial starting with it.
+    - Other queries with such characters: the longest run of them, encoded (a match's
+      ``chars`` form holds it).
     - Letters and digits only: the query in the ``pinyin`` form (full pinyin, and Latin text
       read as itself) — or, for 2 characters, the ``syllables`` form (a syllable's start) —
       and its letters as ``initials``.
     """
     runs = _NON_ALNUM_RUN.findall(query)
     if runs:
-        return (encode(max(runs, key=len)),)
+        return _read_patterns(query, runs) or (encode(max(runs, key=len)),)
     if len(query) < 2:
         return ()
     initials = "".join(SEP + c for c in query)
@@ -153,21 +161,56 @@ def patterns(query: str) -> tuple[str, ...]:
     return (query, initials)
 
 
+# The most ways a query's characters may read that ``_read_patterns`` spells out; beyond, the
+# characters alone are the pattern.
+MAX_READ_PATTERNS = 16
+
+
+def _read_patterns(query: str, runs: list[str]) -> tuple[str, ...]:
+    """For characters then letters or digits: each reading of the characters with the first
+    letter, in the pinyin form (empty for any other shape, or too many readings)."""
+    if len(runs) != 1 or not query.startswith(runs[0]) or query == runs[0]:
+        return ()
+    run, letter = runs[0], query[len(runs[0])]
+    options = [readings(c) for c in run]
+    if math.prod(len(o) for o in options) > MAX_READ_PATTERNS:
+        return ()
+    found = tuple(dict.fromkeys(encode("".join(r)) + letter for r in itertools.product(*options)))
+    return found if all(len(p) >= 3 for p in found) else ()
+
+
+# Readings pypinyin's phrase data gives a character that its list of the character's readings
+# lacks (乐亭 lào tíng). tests/test_search.py recomputes this from pypinyin's data.
+PHRASE_ONLY_READINGS = {"乐": ("lao",), "着": ("zhu",), "干": ("qian",), "燵": ("ta",)}
+
+
+@functools.lru_cache(maxsize=8192)
+def readings(char: str) -> tuple[str, ...]:
+    """Every reading ``units`` may give ``char`` in some text: pypinyin's readings of it and
+    those of its phrase data; a character without pinyin reads as itself."""
+    if not _is_han(char):
+        return (char,)
+    found = pinyin(char, style=Style.NORMAL, heteronym=True, errors="default", v_to_u=False)[0]
+    return tuple(dict.fromkeys(found + list(PHRASE_ONLY_READINGS.get(char, ()))))
+
+
 def prefix_patterns(query: str) -> tuple[str, ...]:
     """Patterns, each after a space, that a field matched at its start (the exact and prefix
     tiers) holds at the start of one of its forms: a space before a pattern means the start of
     a form, or of the key. Empty when the query starts with a letter or digit but holds other
     characters too (``r民``: no form need start with a pattern of ≥ 3 characters).
 
-    - Starting with characters outside [a-z0-9]: their first run, encoded (人民g → 人民 starts
-      the ``chars`` form: the field's first characters are the query's).
+    - Characters outside [a-z0-9] then letters or digits: ``patterns``, which then start the
+      ``pinyin`` form (人民d → ``renmind``).
+    - Other queries starting with such characters: their first run, encoded (人民g路 → 人民
+      starts the ``chars`` form: the field's first characters are the query's).
     - Letters and digits only: ``patterns``, which then start the ``pinyin``, ``syllables`` or
       ``initials`` form (or the ``chars`` form of a Latin name).
     """
     runs = _NON_ALNUM_RUN.findall(query)
     if runs and not query.startswith(runs[0]):
         return ()
-    found = (encode(runs[0]),) if runs else patterns(query)
+    found = (_read_patterns(query, runs) or (encode(runs[0]),)) if runs else patterns(query)
     return tuple(" " + p for p in found)
 
 

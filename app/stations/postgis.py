@@ -19,7 +19,7 @@ from app.stations.model import (
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
-    row_to_station, signature_sql, text_index_first,
+    rare_trigrams, row_to_station, signature_sql, text_index_cap, text_index_first,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -89,51 +89,63 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
     return " AND (" + " OR ".join(parts) + ")"
 
 
-def _likes(patterns, params: dict) -> str:
-    """'search_key LIKE … OR …' for the patterns, bound in ``params`` (wildcards escaped). A
-    pattern that starts with a space (the start of a form: app.search.text.prefix_patterns)
-    matches after a space or at the key's start (both served by pg_trgm: a word's start)."""
-    likes = []
+def _holds(patterns, params: dict) -> str:
+    """'the key holds a pattern' tested on the key itself (``strpos``: no index can serve it,
+    so PostgreSQL never picks the text index for a box of a common pattern)."""
     for i, pattern in enumerate(patterns):
-        if pattern.startswith(" "):
-            params[f"start{i}"] = f"{like_escape(pattern[1:])}%"
-            likes.append(f"search_key LIKE %(start{i})s ESCAPE '\\'")
-        params[f"p{i}"] = f"%{like_escape(pattern)}%"
-        likes.append(f"search_key LIKE %(p{i})s ESCAPE '\\'")
-    return " OR ".join(likes)
+        params[f"p{i}"] = pattern
+    return "(" + " OR ".join(f"strpos(search_key, %(p{i})s) > 0" for i in range(len(patterns))) + ")"
 
 
-def search_sql(patterns, near, n) -> tuple[dict[str, str], dict]:
+def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "") -> str:
+    """Per pattern, LIKEs of its rarest trigrams (``rare_trigrams``; pg_trgm's GIN index serves
+    each) and the pattern itself on the key, any pattern: a BitmapOr of GIN scans. Parameters
+    are bound in ``params`` under names starting with ``name``."""
+    arms = []
+    for i, pattern in enumerate(patterns):
+        grams, _ = rare_trigrams(pattern, docs)
+        likes = []
+        for j, gram in enumerate(grams):
+            params[f"{name}g{i}_{j}"] = f"%{like_escape(gram)}%"
+            likes.append(f"search_key LIKE %({name}g{i}_{j})s ESCAPE '\\'")
+        params[f"{name}p{i}"] = pattern
+        arms.append("(" + " AND ".join(likes + [f"strpos(search_key, %({name}p{i})s) > 0"]) + ")")
+    return "(" + " OR ".join(arms) + ")"
+
+
+def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict[str, str], dict]:
     """The candidate queries (station, place) driven by the text index, and their parameters
     (psycopg style): every match, sorted by near_order."""
     params: dict = {"n": n}
-    where = _likes(patterns, params)
     order, order_params = near_order(near, mark=pyformat)
     params.update(order_params)
+    station = _indexed_holds(patterns, params, docs.get("station", {}))
+    place = _indexed_holds(patterns, params, docs.get("place", {}), name="place_")
     return {
-        "station": f"SELECT {_COLS} FROM station WHERE status = 'active' AND ({where}) ORDER BY {order} LIMIT %(n)s",
-        "place": f"SELECT {', '.join(PLACE_COLUMNS)} FROM place WHERE {where} ORDER BY {order} LIMIT %(n)s",
+        "station": f"SELECT {_COLS} FROM station WHERE status = 'active' AND {station} ORDER BY {order} LIMIT %(n)s",
+        "place": f"SELECT {', '.join(PLACE_COLUMNS)} FROM place WHERE {place} ORDER BY {order} LIMIT %(n)s",
     }, params
-
-
-def count_estimate_sql(patterns) -> tuple[str, dict]:
-    """EXPLAIN of the stations whose key holds a pattern: the planner's estimate of how many
-    (from the column's statistics), at the cost of planning, not of reading them."""
-    params: dict = {}
-    return f"EXPLAIN (FORMAT JSON) SELECT 1 FROM station WHERE {_likes(patterns, params)}", params
 
 
 def box_search_sql(patterns, near, box: Box) -> tuple[str, dict]:
     """The nearest ``n`` active stations in ``box`` whose key holds a pattern (``n`` bound per
-    round). PostgreSQL plans it for the values: the GiST index over a small box, each key
-    tested; a BitmapAnd of GiST and GIN; or the GIN index alone for a rare pattern."""
+    round): the GiST index over the box, each key tested."""
     params: dict = {}
-    where = _likes(patterns, params)
+    where = _holds(patterns, params)
     order, order_params = near_order(near, mark=pyformat)
     params.update(order_params)
     envelope = _envelope_sql([box], params, mark=pyformat)
-    return (f"SELECT {_COLS} FROM station WHERE status = 'active'{envelope} AND ({where})"
+    return (f"SELECT {_COLS} FROM station WHERE status = 'active'{envelope} AND {where}"
             f" ORDER BY {order} LIMIT %(n)s"), params
+
+
+# A bound of a pattern's matches above this many times the break-even count is taken as it is
+# (common: boxes); between, the matches are counted, since reading them costs.
+COUNT_BELOW = 4
+
+# Keys sampled to count trigrams (analyze_search): enough that a trigram in 1 key in 10,000
+# is seen about twice.
+TRIGRAM_SAMPLE = 20_000
 
 
 class PostgisStore(StationStore):
@@ -162,23 +174,52 @@ class PostgisStore(StationStore):
                 n *= 4
 
     def search_candidates(self, patterns, near, n) -> SearchCandidates:
-        # pg_trgm's GIN index serves each LIKE (a pattern of ≥ 3 characters gives it trigrams
-        # to look up); the ORs become a BitmapOr. Planned for these values each time (never a
-        # generic plan, which cannot know the pattern's selectivity).
-        sql, params = search_sql(patterns, near, n)
+        # Planned for these values each time (never a generic plan, which cannot know how
+        # common a pattern is).
         with self.driver_reading() as cursor:
+            sql, params = search_sql(patterns, near, n, self._trigram_docs(cursor))
             rows = None if near is None else self._nearest_matching(cursor, patterns, near, n)
             if rows is None:
                 rows = cursor.execute(sql["station"], params, prepare=False).fetchall()
             places = [row_to_place(r) for r in cursor.execute(sql["place"], params, prepare=False)]
         return SearchCandidates([row_to_station(r) for r in rows], places)
 
+    def analyze_search(self) -> None:
+        """ANALYZE, and per table the keys holding each trigram, counted in a sample of
+        TRIGRAM_SAMPLE keys and scaled (a few seconds at 1M: the whole table is not read)."""
+        with self.bulk_transaction() as conn:
+            conn.execute(text("DELETE FROM search_trigram"))
+            for table in ("station", "place"):
+                conn.execute(text(f"ANALYZE {table}"))
+                rows = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                share = min(100.0, 100.0 * TRIGRAM_SAMPLE / max(rows, 1))
+                conn.execute(text(
+                    f"WITH sample AS MATERIALIZED (SELECT id, search_key FROM {table}"
+                    f"   TABLESAMPLE BERNOULLI (:share) REPEATABLE (1)),"
+                    f" seen AS (SELECT DISTINCT id, substr(search_key, i, 3) AS trigram"
+                    f"   FROM sample, generate_series(1, length(search_key) - 2) AS i)"
+                    f" INSERT INTO search_trigram (tbl, trigram, docs)"
+                    f" SELECT :table, trigram, ceil(count(*) * :rows / greatest((SELECT count(*) FROM sample), 1))"
+                    f" FROM seen GROUP BY trigram"
+                    f" UNION ALL SELECT :table, '', :rows"), {"share": share, "table": table, "rows": rows})
+        self._docs = None
+
     def _text_index_first(self, cursor, patterns, n) -> bool:
-        sql, params = count_estimate_sql(patterns)
-        matches = cursor.execute(sql, params, prepare=False).fetchone()[0][0]["Plan"]["Plan Rows"]
-        table_rows = cursor.execute(
-            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'station'::regclass").fetchone()[0]
-        return text_index_first(int(matches), int(table_rows), n)
+        docs = self._trigram_docs(cursor).get("station", {})
+        if not docs:
+            return True  # never analysed: no estimate, so no reason to scan boxes
+        bound = sum(rare_trigrams(p, docs)[1] for p in patterns)
+        table_rows = docs.get("", 0)
+        cap = text_index_cap(n, table_rows)
+        if bound < cap or bound > COUNT_BELOW * cap:
+            return text_index_first(bound, table_rows, n)
+        # The rarest trigram's count bounds the matches, often far above them (y9q is in 13,000
+        # keys, y9q9l in 600): count them, up to where it matters (each counted row is read).
+        params: dict = {"cap": cap}
+        found = cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM station WHERE status = 'active' AND"
+                               f" {_indexed_holds(patterns, params, docs)} LIMIT %(cap)s) AS m",
+                               params, prepare=False).fetchone()[0]
+        return text_index_first(found, table_rows, n)
 
     def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
         sql, params = box_search_sql(patterns, near, box)

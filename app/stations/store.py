@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -223,6 +224,26 @@ class StationStore(ABC):
                 return rows
             reach = next_reach(reach, inside, n)
         return None
+
+    @abstractmethod
+    def analyze_search(self) -> None:
+        """Refresh the statistics the search plans by (after an import: ``search_trigram``, per
+        table how many keys hold each trigram); answers never depend on them, only how fast
+        they come."""
+
+    _docs: tuple[float, dict[str, dict[str, int]]] | None = None
+
+    def _trigram_docs(self, cursor) -> dict[str, dict[str, int]]:
+        """Per table, how many keys hold each trigram (as of the last ``analyze_search``), read
+        at most once a minute per process: only the cost of a query depends on it."""
+        now = time.monotonic()
+        if self._docs is None or now - self._docs[0] > TRIGRAM_DOCS_TTL_S:
+            docs: dict[str, dict[str, int]] = {}
+            for table, trigram, count in cursor.execute("SELECT tbl, trigram, docs FROM search_trigram"):
+                docs.setdefault(table, {})[trigram] = count
+            # Counted while the table was empty: nothing to plan by.
+            self._docs = (now, {table: counts for table, counts in docs.items() if counts.get("", 0)})
+        return self._docs[1]
 
     @abstractmethod
     def _text_index_first(self, cursor, patterns: Sequence[str], n: int) -> bool:
@@ -484,6 +505,9 @@ def reach_box(near: tuple[float, float], reach: float) -> Box | None:
     return box
 
 
+# How long a process keeps the search index's trigram counts before reading them again.
+TRIGRAM_DOCS_TTL_S = 60.0
+
 # Widening search for the stations nearest ``near`` whose key holds a pattern (common patterns):
 # the first reach (degrees of latitude, ~1.1 km), and the reach beyond which the text index alone
 # is cheaper than the box (most of a city).
@@ -496,6 +520,33 @@ def next_reach(reach: float, inside: int, n: int) -> float:
     enough for ~n by the density seen (matches grow with the area), at least 1.25x, at most 4x."""
     growth = math.sqrt(n / inside) * 1.15 if inside else 4.0
     return reach * min(max(growth, 1.25), 4.0)
+
+
+# Trigrams of a pattern a text index is asked for: its rarest. A text index reads the whole list
+# of every trigram asked for, and the search key's common ones are in most keys (``ong``: 3 in 4
+# at 1M), so asking for all of a pattern's trigrams costs tens of ms even when a few hundred
+# keys match. The two rarest always; up to two more while their lists stay short (a 20th of the
+# keys, or 4x the rarest), since two alone can leave 7x the true matches (9l9y9q9l: 4,410 rows
+# for 598). The query then checks the pattern itself.
+INDEX_TRIGRAMS = 4
+
+
+def trigrams(pattern: str) -> list[str]:
+    """The distinct 3-character windows of a pattern."""
+    return list(dict.fromkeys(pattern[i:i + 3] for i in range(len(pattern) - 2)))
+
+
+def rare_trigrams(pattern: str, docs: dict[str, int]) -> tuple[list[str], int]:
+    """The trigrams of ``pattern`` to ask the text index for, and the number of keys holding the
+    rarest (a bound of the pattern's matches). ``docs``: trigram → keys holding it, '' → keys
+    in all (``analyze_search``); empty when never analysed: every trigram, no bound (0)."""
+    grams = trigrams(pattern)
+    if not docs:
+        return grams, 0
+    grams.sort(key=lambda g: (docs.get(g, 0), g))
+    rarest = docs.get(grams[0], 0)
+    short = max(docs.get("", 0) // 20, 4 * rarest)
+    return grams[:2] + [g for g in grams[2:INDEX_TRIGRAMS] if docs.get(g, 0) <= short], rarest
 
 
 def text_index_first(matches: int, rows: int, n: int) -> bool:
