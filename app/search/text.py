@@ -124,9 +124,9 @@ def field_key(text: str | None) -> str:
 
 def search_key(*texts: str | None) -> str:
     """The search key of a row whose searchable fields are ``texts`` (e.g. name, address,
-    operator): their forms, each after a space (so a pattern after a space is a form's start,
-    the first form's too)."""
-    return "".join(" " + k for k in (field_key(t) for t in texts) if k)
+    operator). Queries test it with a space before it, so a pattern after a space is a form's
+    start, the first form's too."""
+    return " ".join(k for k in (field_key(t) for t in texts) if k)
 
 
 # -- queries ---------------------------------------------------------------------

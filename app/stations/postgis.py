@@ -90,11 +90,12 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
 
 
 def _holds(patterns, params: dict) -> str:
-    """'the key holds a pattern' tested on the key itself (``strpos``: no index can serve it,
-    so PostgreSQL never picks the text index for a box of a common pattern)."""
+    """'the key holds a pattern' tested on the key itself, with a space before it as in SQLite
+    (``strpos``: no index can serve it, so PostgreSQL never picks the text index for a box of
+    a common pattern)."""
     for i, pattern in enumerate(patterns):
         params[f"p{i}"] = pattern
-    return "(" + " OR ".join(f"strpos(search_key, %(p{i})s) > 0" for i in range(len(patterns))) + ")"
+    return "(" + " OR ".join(f"strpos(' ' || search_key, %(p{i})s) > 0" for i in range(len(patterns))) + ")"
 
 
 def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "") -> str:
@@ -109,7 +110,7 @@ def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "")
             params[f"{name}g{i}_{j}"] = f"%{like_escape(gram)}%"
             likes.append(f"search_key LIKE %({name}g{i}_{j})s ESCAPE '\\'")
         params[f"{name}p{i}"] = pattern
-        arms.append("(" + " AND ".join(likes + [f"strpos(search_key, %({name}p{i})s) > 0"]) + ")")
+        arms.append("(" + " AND ".join(likes + [f"strpos(' ' || search_key, %({name}p{i})s) > 0"]) + ")")
     return "(" + " OR ".join(arms) + ")"
 
 

@@ -58,11 +58,12 @@ def fts_plan(patterns, docs: dict[str, int]) -> tuple[str, int]:
 
 
 def _key_tests(patterns, params: dict, alias: str) -> str:
-    """The patterns tested on the key itself (``instr``: no wildcards to escape)."""
+    """The patterns tested on the key itself (``instr``: no wildcards to escape), with a space
+    before it: a pattern's leading space (a form's start) then also matches the first form."""
     tests = []
     for i, pattern in enumerate(patterns):
         params[f"p{i}"] = pattern
-        tests.append(f"instr({alias}search_key, :p{i}) > 0")
+        tests.append(f"instr(' ' || {alias}search_key, :p{i}) > 0")
     return "(" + " OR ".join(tests) + ")"
 
 

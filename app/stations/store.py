@@ -532,8 +532,10 @@ INDEX_TRIGRAMS = 4
 
 
 def trigrams(pattern: str) -> list[str]:
-    """The distinct 3-character windows of a pattern."""
-    return list(dict.fromkeys(pattern[i:i + 3] for i in range(len(pattern) - 2)))
+    """The distinct 3-character windows of a pattern (a form's leading space left out: the key's
+    first form has none)."""
+    core = pattern.lstrip(" ")
+    return list(dict.fromkeys(core[i:i + 3] for i in range(len(core) - 2)))
 
 
 def rare_trigrams(pattern: str, docs: dict[str, int]) -> tuple[list[str], int]:
