@@ -257,6 +257,20 @@ def test_a_far_prefix_match_is_not_lost_behind_nearer_substring_matches(client, 
             ("人民路公厕", "prefix" if q == "人民" else "pinyin" if q == "renmin" else "initials")], q
 
 
+def test_a_station_closed_by_staff_is_not_suggested_until_it_reopens(client, town, ops):
+    from datetime import timedelta
+
+    from app.dbtime import utcnow
+
+    west = _search(client, "人民路西公厕")["results"][0]
+    assert (west["name"], west["type"]) == ("人民路西公厕", "station")
+    ops.store.set_closure(west["id"], "管道维修", utcnow() + timedelta(days=2))
+    assert "人民路西公厕" not in _names(_search(client, "人民路", near="%f,%f" % WEST))
+    assert "人民路东公厕" in _names(_search(client, "人民路", near="%f,%f" % WEST))
+    ops.store.set_closure(west["id"], "管道维修", utcnow() - timedelta(minutes=1))  # its closure is over
+    assert _names(_search(client, "人民路", near="%f,%f" % WEST))[:2] == ["人民路", "人民路西公厕"]
+
+
 def test_a_round_left_short_by_false_candidates_asks_for_more(client, store):
     # 40 nearer stations start with a character that shares 人's 4-character code: their keys
     # hold 人民's pattern but the check rejects them all, so the first round (16 candidates)

@@ -109,7 +109,7 @@ def _form(station, status: int = 200, problem: str | None = None, field: str | N
     lang = page_lang()
     values = values or {}
     closed = None
-    if station.closure_reason and (station.closure_until is None or station.closure_until > utcnow()):
+    if station.closed_by_staff(utcnow()):
         closed = TEXTS[lang]["closed"].format(reason=station.closure_reason)
     categories = [{"code": c.code, "name": c.names[lang], "description": c.descriptions[lang]}
                   for c in _ops().categories_for_station(station.id)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from app.dbtime import utcnow
 from app.geo.geodesic import distances_m
 from app.search.text import FUZZY, OTHER, PREFIX, Match, fuzzy_match, fuzzy_patterns, match, patterns, prefix_patterns
 from app.stations.model import Place, Station
@@ -46,7 +47,8 @@ def first_round(limit: int) -> int:
 
 
 def search(store: StationStore, query: str, near: tuple[float, float] | None, limit: int) -> list[SearchHit]:
-    """The best ``limit`` stations, streets and places for the normalised ``query``.
+    """The best ``limit`` stations, streets and places for the normalised ``query``; stations
+    closed, removed or closed by staff for now are never suggested.
 
     Exact and prefix matches rank before all others, so they are looked for first, by the
     patterns that start a form (``prefix_patterns``); only when fewer than ``limit`` of them
@@ -85,9 +87,11 @@ def _nearest_hits(store, query, pats, near, check, limit, worst_tier) -> list[Se
     if not pats:
         return []
     n = first_round(limit)
+    now = utcnow()
     while True:
         candidates = store.search_candidates(pats, near, n)
-        hits = [hit for hit in (_station_hit(query, st, check) for st in candidates.stations) if hit]
+        hits = [hit for hit in (_station_hit(query, st, check) for st in candidates.stations
+                                if not st.closed_by_staff(now)) if hit]
         hits += [hit for hit in (_place_hit(query, place, near, check) for place in candidates.places) if hit]
         hits = [hit for hit in hits if hit.tier <= worst_tier]
         more = n in (len(candidates.stations), len(candidates.places))

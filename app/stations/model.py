@@ -90,6 +90,10 @@ class Station(StationInput):
     live_connectors: str | None = _column("JSON [{id, status}] (OCPI statuses), as last reported.", None,
                                           public=None)
 
+    def closed_by_staff(self, at: datetime) -> bool:
+        """Whether staff have closed it for now (a temporary closure not yet over at ``at``)."""
+        return self.closure_reason is not None and (self.closure_until is None or at < self.closure_until)
+
 
 STATION_FIELDS = fields(Station)
 # Columns every store reads, in Station field order: Station(*row) builds one.
