@@ -44,10 +44,10 @@ def sql(port: int, statement: str, params=None, database: str = "postgres"):
         return cursor.fetchone() if cursor.description else None
 
 
-def fresh_database(base_url: str) -> str:
+def fresh_database(base_url: str, suffix: str = "replica") -> str:
     """An empty database on the primary, named after the suite's own database (parallel worktrees
     with their own TEST_DATABASE_URL do not share one); the standby replays its creation."""
-    name = f"{make_url(base_url).database}_replica"
+    name = f"{make_url(base_url).database}_{suffix}"
     sql(PRIMARY_PORT, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # a name cannot be bound
     sql(PRIMARY_PORT, f'CREATE DATABASE "{name}"')
     wait_replayed()
