@@ -7,6 +7,7 @@ database on the primary ("<TEST_DATABASE_URL's name>_replica"), which the standb
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -96,23 +97,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-PGBOUNCER_INI = """\
-; Written by tests/replica_cluster.py: deploy/pgbouncer.ini's settings, on a port of its own.
-[databases]
-* = host=127.0.0.1 port={server_port} connect_query='SET statement_timeout = 10000'
+DEPLOYED_INI = os.path.join(ROOT, "deploy", "pgbouncer.ini")
 
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {dir}/userlist.txt
-pool_mode = transaction
-default_pool_size = {pool_size}
-max_client_conn = 500
-logfile = {dir}/pgbouncer.log
-pidfile = {dir}/pgbouncer.pid
-"""
+
+def pgbouncer_ini(server_port: int, port: int, where: str, pool_size: int) -> str:
+    """deploy/pgbouncer.ini as deployed, but for a test: any database name on this server,
+    trust on loopback, a port, pool size, log and pid file of its own."""
+    with open(DEPLOYED_INI) as f:
+        ini = f.read()
+    ini = re.sub(r"^yizhan = host=<SERVER_HOST> port=5432 dbname=yizhan ",
+                 f"* = host=127.0.0.1 port={server_port} ", ini, count=1, flags=re.M)
+    settings = {"listen_port": port, "unix_socket_dir": "", "auth_type": "trust",
+                "auth_file": f"{where}/userlist.txt", "default_pool_size": pool_size,
+                "logfile": f"{where}/pgbouncer.log", "pidfile": f"{where}/pgbouncer.pid"}
+    for key, value in settings.items():
+        ini, found = re.subn(rf"^{key} = .*$", f"{key} = {value}".rstrip(), ini, count=1, flags=re.M)
+        assert found, f"deploy/pgbouncer.ini has no {key} line"
+    assert "<" not in ini.split("[pgbouncer]")[0].split("[databases]")[1], "a placeholder left in [databases]"
+    return ini
 
 
 @contextmanager
@@ -125,7 +127,7 @@ def pgbouncer(server_port: int, pool_size: int = 5):
     where = tempfile.mkdtemp(prefix="yizhan-pgbouncer-")
     port = _free_port()
     with open(os.path.join(where, "pgbouncer.ini"), "w") as f:
-        f.write(PGBOUNCER_INI.format(server_port=server_port, port=port, dir=where, pool_size=pool_size))
+        f.write(pgbouncer_ini(server_port, port, where, pool_size))
     with open(os.path.join(where, "userlist.txt"), "w") as f:
         f.write('"postgres" ""\n')
     command = [binary, os.path.join(where, "pgbouncer.ini")]
