@@ -8,8 +8,10 @@ the router hands out. PostGIS only: SQLite has no replicas (refused at start-up;
 """
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -17,6 +19,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from app import create_app
+from app.auth import limiter
 from app.extensions import db
 from app.network import service
 from app.replicas import WROTE_COOKIE, ReadRouter, server_gone
@@ -28,8 +31,8 @@ from tests.replica_cluster import (
 )
 
 HERE = (27.8300, 113.1500)
-NEAREST = f"/api/v1/stations/nearest?lat={HERE[0]}&lng={HERE[1]}&limit=5"
-ADMIN = "admin@replica.example"
+NEAREST = f"/api/v1/stations/nearest?lat={HERE[0]}&lng={HERE[1]}&limit=50"
+ADMIN, PASSWORD = "admin@replica.example", "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def pair_app():
         upgrade()
     store = app.extensions["yizhan_store"]
     store.upsert([station(f"s{i}", HERE[0] + 0.001 * i, HERE[1], hours="24/7", source="replica") for i in range(4)])
-    app.extensions["yizhan_ops"].accounts.create_user(ADMIN, "correct horse battery", "admin", None)
+    app.extensions["yizhan_ops"].accounts.create_user(ADMIN, PASSWORD, "admin", None)
     wait_replayed()
     yield app
     app.extensions["yizhan_read_router"].dispose()
@@ -135,6 +138,39 @@ def test_answers_come_from_the_standby_until_the_client_writes(pair_app, router)
         assert public.get(f"/api/v1/stations/{late}").status_code == 200
 
 
+FINDER_READS = ("nearest", "bbox", "station", "service_circle", "search", "page", "gbfs")
+
+
+def _finder_answers(client, late: int) -> dict[str, bool]:
+    """For each of the finder's reads: whether its answer shows the station ``late`` (named FINDERLATE)."""
+    lat, lng = HERE
+    box = f"{lng - 0.01},{lat - 0.01},{lng + 0.01},{lat + 0.01}"
+    answers = {
+        "nearest": client.get(NEAREST),
+        "bbox": client.get(f"/api/v1/stations?bbox={box}"),
+        "station": client.get(f"/api/v1/stations/{late}"),
+        "service_circle": client.get(f"/api/v1/service-circle?lat={lat}&lng={lng}"),
+        "search": client.get(f"/api/v1/search?q=FINDERLATE&near={lat},{lng}"),
+        "page": client.get(f"/s/{late}"),
+        "gbfs": client.get("/gbfs/station_information.json"),
+    }
+    for name, answer in answers.items():
+        assert answer.status_code in (200, 404), (name, answer.status_code)
+        assert WROTE_COOKIE not in answer.headers.get("Set-Cookie", ""), name  # reading is not writing
+    return {name: answer.status_code == 200 and "FINDERLATE" in answer.get_data(as_text=True)
+            for name, answer in answers.items()}
+
+
+def test_every_finder_read_is_answered_on_the_standby(pair_app, router):
+    router.max_lag_s = 600
+    with replay_paused():
+        late = add_station(pair_app, "late-finder", "FINDERLATE 晚到")
+        assert _finder_answers(pair_app.test_client(), late) == dict.fromkeys(FINDER_READS, False)
+        wrote = pair_app.test_client()
+        wrote.set_cookie(WROTE_COOKIE, "1")
+        assert _finder_answers(wrote, late) == dict.fromkeys(FINDER_READS, True)
+
+
 def test_a_rating_is_written_on_the_primary_and_its_author_reads_it_back(pair_app, router):
     router.max_lag_s = 600
     rated = add_station(pair_app, "rated", "评分站 RATED")
@@ -168,6 +204,22 @@ def test_a_staff_write_is_read_back_by_that_client_at_once(pair_app, router, adm
         assert listed.status_code == 200
         # Everyone else: the standby, which has not replayed the closure yet.
         assert resident.get(f"/api/v1/stations/{shut}").get_json()["open_state"] == "open"
+
+
+def test_a_logged_in_staff_browser_reads_on_the_primary_and_a_visitor_with_a_form_session_does_not(
+        pair_app, router, monkeypatch):
+    monkeypatch.setattr(limiter, "_key_prefix", f"yizhan-test-{uuid.uuid4().hex}")  # its own login counts
+    router.max_lag_s = 600
+    with replay_paused():
+        late = add_station(pair_app, "late-staff", "LATE 员工")
+        browser = pair_app.test_client()
+        form = browser.get("/staff/login").get_data(as_text=True)  # a session holding a CSRF token only
+        assert browser.get(f"/api/v1/stations/{late}").status_code == 404  # the standby
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        logged_in = browser.post("/staff/login", data={"email": ADMIN, "password": PASSWORD, "csrf_token": csrf})
+        assert logged_in.status_code == 302
+        browser.delete_cookie(WROTE_COOKIE)  # whether or not logging in wrote: the login alone counts
+        assert browser.get(f"/api/v1/stations/{late}").status_code == 200  # the primary
 
 
 # -- lag, loss and return ---------------------------------------------------------------
