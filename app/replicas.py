@@ -123,11 +123,8 @@ class ReadRouter:
         return _current.set(_Request(replicas_allowed and bool(self.replicas)))
 
     @staticmethod
-    def end_request(token: contextvars.Token) -> _Request | None:
-        """Forget the request's routing; returns it (did it write?)."""
-        state = _current.get()
+    def end_request(token: contextvars.Token) -> None:
         _current.reset(token)
-        return state
 
     @staticmethod
     def note_write() -> None:
