@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.auth import limiter
+from app.config import engine_options, from_environment, replica_urls
 from app.extensions import db
 from app.network import service
 from app.replicas import WROTE_COOKIE, ReadRouter, server_gone
@@ -381,6 +382,46 @@ def test_server_gone_tells_a_lost_server_from_a_bad_or_slow_statement():
     assert not server_gone(ProgrammingError("SELECT nope", {}, psycopg.errors.UndefinedTable("no such table")))
     assert not server_gone(OperationalError("SELECT pg_sleep(99)", {}, psycopg.errors.QueryCanceled("timeout")))
     assert server_gone(OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("terminating")))
+
+
+def test_replicas_are_checked_at_most_once_a_second_per_process_not_per_request(router, monkeypatch):
+    now = [1000.0]
+    checks = []
+    real_check = router._check
+    monkeypatch.setattr(router, "_clock", lambda: now[0])
+    monkeypatch.setattr(router, "_check", lambda server: (checks.append(server.name), real_check(server)))
+    router._checked_at = None
+    for _ in range(20):
+        assert read_on(router)[0] == STANDBY_PORT
+    assert checks == ["replica 1"]
+    now[0] += router.check_every_s
+    for _ in range(20):
+        read_on(router)
+    assert checks == ["replica 1", "replica 1"]
+
+
+def test_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", " postgresql://r1/db , postgres://r2/db,")
+    assert replica_urls() == ["postgresql+psycopg://r1/db", "postgresql+psycopg://r2/db"]
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", "sqlite:///x.sqlite3")
+    with pytest.raises(ValueError, match="postgresql"):
+        replica_urls()
+    monkeypatch.delenv("DATABASE_REPLICA_URLS")
+    assert replica_urls() == []
+    monkeypatch.setenv("YIZHAN_DB_PGBOUNCER", "maybe")
+    with pytest.raises(ValueError, match="YIZHAN_DB_PGBOUNCER"):
+        from_environment(tempfile.mkdtemp())
+    monkeypatch.setenv("YIZHAN_DB_PGBOUNCER", "1")
+    monkeypatch.setenv("YIZHAN_REPLICA_MAX_LAG_S", "0")
+    with pytest.raises(ValueError, match="YIZHAN_REPLICA_MAX_LAG_S"):
+        from_environment(tempfile.mkdtemp())
+    monkeypatch.setenv("YIZHAN_REPLICA_MAX_LAG_S", "2.5")
+    settings = from_environment(tempfile.mkdtemp())
+    assert settings["YIZHAN_DB_PGBOUNCER"] is True and settings["YIZHAN_REPLICA_MAX_LAG_S"] == 2.5
+    direct = engine_options("postgresql+psycopg://h/db")["connect_args"]
+    pooled = engine_options("postgresql+psycopg://h/db", pgbouncer=True)["connect_args"]
+    assert "statement_timeout" in direct["options"] and direct["prepare_threshold"] > 10**9
+    assert "options" not in pooled and pooled["prepare_threshold"] is None
 
 
 def test_replica_urls_need_postgis():
