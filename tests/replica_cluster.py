@@ -21,7 +21,6 @@ from sqlalchemy import make_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRIMARY_PORT, STANDBY_PORT = 5440, 5441
-VERSION = "15"
 PRIMARY, STANDBY = "yizhan_primary", "yizhan_standby"  # the clusters' names (pg_ctlcluster)
 
 
@@ -71,7 +70,9 @@ def wait_replayed(deadline_s: float = 60) -> None:
 
 
 def pg_ctlcluster(cluster: str, action: str, *extra: str) -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", VERSION, cluster, action, *extra],
+    listed = subprocess.run(["pg_lsclusters", "--no-header"], check=True, capture_output=True, text=True).stdout
+    version = next(line.split()[0] for line in listed.splitlines() if line.split()[1] == cluster)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, action, *extra],
                    check=True, capture_output=True)
 
 
