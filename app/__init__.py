@@ -25,7 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     # Pool and timeouts follow the database finally chosen; explicit options win.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        **engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),
+        **engine_options(app.config["SQLALCHEMY_DATABASE_URI"], pgbouncer=app.config["YIZHAN_DB_PGBOUNCER"]),
         **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
     }
     app.json.sort_keys = False  # keep fields in the order the serializer writes them
@@ -45,9 +45,12 @@ def create_app(config: dict | None = None) -> Flask:
     from app.stations.backends import store_for
     from app.stations.sqlite import configure_engine, read_only
 
+    router = None
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
+            if app.config["DATABASE_REPLICA_URLS"]:
+                raise ValueError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL (SQLite has no replicas)")
             configure_engine(engine, mmap_mb=app.config["YIZHAN_SQLITE_MMAP_MB"])
             reader = read_only(engine)
         else:
@@ -55,7 +58,15 @@ def create_app(config: dict | None = None) -> Flask:
             # connections (so the hot path can check them out raw).
             reader = create_engine(engine.url, isolation_level="AUTOCOMMIT",
                                    **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+            if app.config["DATABASE_REPLICA_URLS"]:
+                from app.replicas import ReadRouter
+
+                replicas = [create_engine(url, isolation_level="AUTOCOMMIT", **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+                            for url in app.config["DATABASE_REPLICA_URLS"]]
+                reader = router = ReadRouter(reader, replicas, writer=engine,
+                                             max_lag_s=app.config["YIZHAN_REPLICA_MAX_LAG_S"])
         app.extensions["yizhan_store"] = store_for(engine, reader)
+    app.extensions["yizhan_read_router"] = router
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)
 
@@ -70,6 +81,10 @@ def create_app(config: dict | None = None) -> Flask:
     gbfs.init_app(app)
     staff.init_app(app)
     cli.init_app(app)
+    if router is not None:
+        from app import replicas
+
+        replicas.init_app(app, router)  # last: it wraps every view
     return app
 
 

@@ -90,36 +90,67 @@ def default_view() -> tuple[tuple[float, float] | None, int | None]:
 NEVER_AUTO_PREPARE = 2**31 - 1
 
 
-def engine_options(url: str) -> dict:
+def engine_options(url: str, *, pgbouncer: bool = False) -> dict:
     """Connection pool and timeouts: a database that hangs must cost a request seconds, not a worker.
 
     No pre-ping (it would cost a round trip per request): a connection found dead
     invalidates the pool, that one request gets the JSON 503, the next reconnects.
+
+    ``pgbouncer``: every URL goes through PgBouncer in transaction pooling mode (see
+    YIZHAN_DB_PGBOUNCER), which hands each transaction whichever server connection is free.
     """
     # Bound values never reach an error message or a log: they can be a reporter's phone number.
     private = {"hide_parameters": True}
     if not url.startswith("postgresql"):
         return private
     statement_ms = int(_seconds("YIZHAN_DB_STATEMENT_TIMEOUT_S", 10) * 1000)
+    connect_args = {
+        "connect_timeout": max(1, round(_seconds("YIZHAN_DB_CONNECT_TIMEOUT_S", 3))),
+        "options": f"-c statement_timeout={statement_ms}",
+        "application_name": "yizhan",
+        # No automatic server-side preparation (psycopg's default prepares any statement
+        # run five times): after five runs a prepared statement may switch to a generic
+        # plan, and for a filtered KNN that plan scans every matching station (measured:
+        # 3 ms became 200+ ms). The store prepares, explicitly, the one statement whose
+        # generic plan is known to be the KNN index scan (tested). None would disable
+        # explicit preparation too, hence a threshold never reached.
+        "prepare_threshold": NEVER_AUTO_PREPARE,
+    }
+    if pgbouncer:
+        # PgBouncer 1.18 (Debian 12's) does not carry prepared statements across the server
+        # connections of transaction pooling: a statement prepared on one is missing on the next
+        # ("prepared statement … does not exist") or already there from another client ("already
+        # exists"). None turns off every preparation, the store's explicit one included. It refuses
+        # the "options" start-up parameter too: the statement timeout is then the pooler's
+        # connect_query (deploy/pgbouncer.ini).
+        connect_args["prepare_threshold"] = None
+        del connect_args["options"]
     return {
         **private,
         "pool_size": 5,
         "max_overflow": 10,
         "pool_timeout": _seconds("YIZHAN_DB_POOL_TIMEOUT_S", 5),
         "pool_recycle": 3600,
-        "connect_args": {
-            "connect_timeout": max(1, round(_seconds("YIZHAN_DB_CONNECT_TIMEOUT_S", 3))),
-            "options": f"-c statement_timeout={statement_ms}",
-            "application_name": "yizhan",
-            # No automatic server-side preparation (psycopg's default prepares any statement
-            # run five times): after five runs a prepared statement may switch to a generic
-            # plan, and for a filtered KNN that plan scans every matching station (measured:
-            # 3 ms became 200+ ms). The store prepares, explicitly, the one statement whose
-            # generic plan is known to be the KNN index scan (tested). None would disable
-            # explicit preparation too, hence a threshold never reached.
-            "prepare_threshold": NEVER_AUTO_PREPARE,
-        },
+        "connect_args": connect_args,
     }
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
+def replica_urls() -> list[str]:
+    """DATABASE_REPLICA_URLS: a comma list of PostgreSQL URLs of streaming standbys (or empty)."""
+    raw = os.environ.get("DATABASE_REPLICA_URLS", "")
+    urls = [normalise_database_url(u.strip()) for u in raw.split(",") if u.strip()]
+    if any(not u.startswith("postgresql") for u in urls):
+        raise ValueError("DATABASE_REPLICA_URLS must list postgresql://… URLs (replicas of a PostGIS primary)")
+    return urls
 
 
 def from_environment(instance_path: str) -> dict:
@@ -130,6 +161,12 @@ def from_environment(instance_path: str) -> dict:
     center, zoom = default_view()
     return {
         "SQLALCHEMY_DATABASE_URI": url,
+        # Reads on replicas (app.replicas): streaming standbys of DATABASE_URL, and how far behind
+        # one may be (seconds since the last transaction it replayed) and still serve reads.
+        "DATABASE_REPLICA_URLS": replica_urls(),
+        "YIZHAN_REPLICA_MAX_LAG_S": _seconds("YIZHAN_REPLICA_MAX_LAG_S", 10),
+        # Every database URL goes through PgBouncer in transaction pooling mode (engine_options).
+        "YIZHAN_DB_PGBOUNCER": _flag("YIZHAN_DB_PGBOUNCER"),
         # gzip only: every WeChat web-view and old Android browser takes it.
         "COMPRESS_ALGORITHM": ["gzip"],
         "COMPRESS_MIMETYPES": [

@@ -30,27 +30,41 @@ CANDIDATE_CAP = 20_000
 
 
 class GraphCache:
-    """Keeps each mode's graph in memory; reloads when the stored network's token changes."""
+    """Keeps each mode's graphs in memory by their token, loading a token's graph once.
+
+    Readers on replicas may see different snapshots: a lagging replica still has the previous
+    network while the primary has the new one. Each graph is kept under the token of the row it
+    was read from, and the last KEEP tokens of a mode stay, so a reader gets the graph of the
+    token it read, and two snapshots in use never evict each other on every request.
+    """
+
+    KEEP = 2
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._graphs: dict[tuple[int, str], tuple[str, Graph]] = {}
+        self._graphs: dict[tuple[int, str], dict[str, Graph]] = {}
 
     def get(self, store: StationStore, mode: str) -> tuple[str, Graph] | None:
         token = store.network_token(mode)
         if token is None:
             return None
         key = (id(store), mode)
-        cached = self._graphs.get(key)
-        if cached and cached[0] == token:
-            return cached
+        graph = self._graphs.get(key, {}).get(token)
+        if graph is not None:
+            return token, graph
         with self._lock:
             record = store.load_network(mode)
             if record is None:
                 return None
-            entry = (record.token, Graph.from_bytes(record.graph))
-            self._graphs[key] = entry
-            return entry
+            # Under the token read with the graph: a reader that moved on meanwhile (another
+            # server, a newer snapshot) cannot file an old graph under a new token, or back.
+            kept = dict(self._graphs.get(key, {}))
+            if record.token not in kept:
+                kept[record.token] = Graph.from_bytes(record.graph)
+                while len(kept) > self.KEEP:
+                    del kept[next(iter(kept))]  # the longest kept
+            self._graphs[key] = kept
+            return record.token, kept[record.token]
 
 
 # -- import --------------------------------------------------------------------

@@ -9,7 +9,8 @@ from app.stations.store import StationStore
 
 
 def store_for(bind: Engine | Connection, reader: Engine | None = None) -> StationStore:
-    """The store for ``bind``; ``reader``, if given, is an autocommit engine for reads."""
+    """The store for ``bind``; ``reader``, if given, is an autocommit engine for reads (or a
+    router choosing one per connection: app.replicas.ReadRouter)."""
     dialect = bind.dialect.name
     if dialect == "postgresql":
         return PostgisStore(bind, reader)

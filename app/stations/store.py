@@ -43,7 +43,9 @@ class StationStore(ABC):
     def __init__(self, bind: Engine | Connection, reader: Engine | None = None):
         # A Connection (tests) is used inside savepoints so the caller can roll back.
         self._bind = bind
-        # Reads go to an autocommit engine when there is one: no BEGIN/COMMIT round trips.
+        # Reads go to an autocommit engine when there is one: no BEGIN/COMMIT round trips. It may
+        # be a router that hands out each connection from the primary or a replica
+        # (app.replicas.ReadRouter: connect, raw_connection and dialect, as an Engine has them).
         self._reader = reader if reader is not None else bind
         self._local = threading.local()
 
