@@ -514,6 +514,29 @@ def test_far_north_where_a_degree_of_longitude_is_short(store, q):
         assert [s.source_id for s in found] == _expected_nearest(crowd, pats, near, 50)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's own table (PostgreSQL reads its GiST index)
+def test_sqlite_keeps_the_search_cells_in_step_with_the_stations(connection, store, backend):
+    # station_search holds exactly the active stations, at the cell search_cell gives, through
+    # inserts, renames, moves, closing, reopening and deletes (kept by triggers).
+    from app.stations.sqlite import search_cell
+
+    def expected():
+        rows = connection.exec_driver_sql("SELECT id, lat, lng, search_key FROM station WHERE status = 'active'")
+        return {(search_cell(lat, lng), i, lat, lng, " " + key) for i, lat, lng, key in rows}
+
+    def held():
+        return set(connection.exec_driver_sql("SELECT cell, id, lat, lng, search_key FROM station_search"))
+
+    crowd = _crowd(size=300)
+    store.upsert(crowd)
+    assert held() == expected() and len(held()) == sum(s.status == "active" for s in crowd)
+    store.upsert([_with(crowd[1], name="解放路新公厕"), _with(crowd[3], lat=27.9, lng=113.3),
+                  _with(crowd[5], status="closed"), _with(crowd[7], status="active"),
+                  _with(crowd[9], lat=-33.8688, lng=-151.2093)])  # south and west of 0°
+    connection.exec_driver_sql("DELETE FROM station WHERE source_id IN ('c11', 'c12')")
+    assert held() == expected()
+
+
 def test_a_pattern_asks_for_its_rarest_trigrams():
     from app.stations.sqlite import fts_plan
     from app.stations.store import rare_trigrams, trigrams
@@ -566,10 +589,11 @@ def test_the_widening_queries_use_the_indexes(connection, store, backend):
             assert "Seq Scan" not in plan, plan
     else:
         from app.stations.sqlite import box_search_sql
-        sql, params = box_search_sql(pats, CROWD_CENTRE, box, 50)
-        plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
-        assert "SCAN station_rtree VIRTUAL TABLE INDEX" in plan, plan
-        assert "USING INTEGER PRIMARY KEY" in plan and "SCAN s " not in plan + " ", plan
+        for reach in (0.01, 0.1):  # 3 and 21 rows of cells
+            sql, params = box_search_sql(pats, CROWD_CENTRE, reach_box(CROWD_CENTRE, reach), 50)
+            plan = "\n".join(r[3] for r in cursor.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "SEARCH station_search USING PRIMARY KEY (cell>? AND cell<?)" in plan, plan
+            assert "SCAN station_search" not in plan, plan
     assert store._text_index_first(cursor, pats, 50)  # never analysed: no estimate, the text index
     store.analyze_search()
     assert not store._text_index_first(cursor, pats, 50)  # the trigram counts say 人民 is common

@@ -33,6 +33,10 @@ def drop_all_tables(bind: Engine | Connection) -> None:
             for name in names:
                 conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}" CASCADE')
         else:
+            # Triggers first: a table's rows go with it, and a trigger could write to a table
+            # already dropped (station_search is kept by station's).
+            for name in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars().all():
+                conn.exec_driver_sql(f'DROP TRIGGER IF EXISTS "{name}"')
             names = conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
                 " AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' AND name NOT LIKE '%_rtree_%'"

@@ -27,6 +27,7 @@ from app.stations.store import (
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
+_ID = STATION_COLUMNS.index("id")
 _FIRST_RADIUS_M = 400.0
 # How long a writer waits for another to finish (an import of a city takes seconds).
 BUSY_TIMEOUT_MS = 30_000
@@ -87,15 +88,35 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     }, params
 
 
+# The map cell of a point in ``station_search`` (migration 0011: its triggers compute the same
+# in SQL, which tests check): 0.01° of latitude by 0.01° of longitude, numbered row by row.
+CELL_DEG = 0.01
+CELLS_PER_ROW = 36_000
+
+
+def search_cell(lat: float, lng: float) -> int:
+    return int((lat + 90) / CELL_DEG) * CELLS_PER_ROW + int((lng + 180) / CELL_DEG)
+
+
 def box_search_sql(patterns, near, box: Box, n) -> tuple[str, dict]:
-    """The nearest ``n`` active stations inside ``box`` whose key holds a pattern, driven by the
-    R*Tree: for a common pattern the few hundred stations around the point are read and their
-    keys tested (``instr``, no wildcards to escape), instead of every match of the text index."""
+    """The ids of the nearest ``n`` active stations inside ``box`` whose key holds a pattern,
+    read from ``station_search``: one run of its primary key per row of cells the box covers
+    (the keys of neighbouring stations lie together), each key tested (``instr``), instead of
+    every station row of the box one by one. The key there has its space already."""
     order, params = near_order(near)
-    params["n"] = n
-    tests = _key_tests(patterns, params, "s.")
-    return (f"SELECT {_COLS} FROM station s WHERE {_box_sql([box], params)} AND s.status = 'active'"
-            f" AND {tests} ORDER BY {order} LIMIT :n"), params
+    params.update(n=n, south=box.south, north=box.north, west=box.west, east=box.east)
+    runs = []
+    first_col, last_col = int((box.west + 180) / CELL_DEG), int((box.east + 180) / CELL_DEG)
+    for i, row in enumerate(range(int((box.south + 90) / CELL_DEG), int((box.north + 90) / CELL_DEG) + 1)):
+        params[f"from{i}"], params[f"to{i}"] = row * CELLS_PER_ROW + first_col, row * CELLS_PER_ROW + last_col
+        runs.append(f"cell BETWEEN :from{i} AND :to{i}")
+    tests = []
+    for i, pattern in enumerate(patterns):
+        params[f"p{i}"] = pattern
+        tests.append(f"instr(search_key, :p{i}) > 0")
+    return (f"SELECT id FROM station_search WHERE ({' OR '.join(runs)})"
+            f" AND lat BETWEEN :south AND :north AND lng BETWEEN :west AND :east"
+            f" AND ({' OR '.join(tests)}) ORDER BY {order} LIMIT :n"), params
 
 
 def configure_engine(engine, mmap_mb: int = 0) -> None:
@@ -198,7 +219,12 @@ class SqliteStore(StationStore):
 
     def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
         sql, params = box_search_sql(patterns, near, box, n)
-        return cursor.execute(sql, params).fetchall()
+        ids = [row[0] for row in cursor.execute(sql, params)]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = {row[_ID]: row for row in cursor.execute(f"SELECT {_COLS} FROM station s WHERE s.id IN ({marks})", ids)}
+        return [rows[i] for i in ids]
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, "s.")

@@ -1,11 +1,17 @@
 """Search by name: how many keys hold each trigram, so a query asks its text index for its
-rarest trigrams only.
+rarest trigrams only; on SQLite, the active stations' keys by map cell.
 
 A text index (FTS5, pg_trgm's GIN) reads the whole list of every trigram a query names, and
 the search key's common trigrams are in most keys. ``search_trigram`` (per table, the keys
 holding each trigram; the row '' holds the number of keys) is filled by ``analyze_search``
 after imports, and here for what is stored: on SQLite from FTS5's own vocabulary
 (``*_fts_vocab``), on PostgreSQL from a sample.
+
+``station_search`` (SQLite): each active station's point and key (after a space), clustered by
+a 0.01° map cell (``WITHOUT ROWID``, primary key (cell, id)), kept in step by triggers. A
+search around a point reads the keys of a few runs of neighbouring cells instead of every
+station row of the box one by one (measured 2x faster at 1M). The cell formula is
+``SEARCH_CELL`` below; app.stations.sqlite.search_cell must agree (tested).
 
 Revision ID: 0011_search_trigrams
 Revises: 0010_search
@@ -18,6 +24,27 @@ revision = "0011_search_trigrams"
 down_revision = "0010_search"
 branch_labels = None
 depends_on = None
+
+
+SEARCH_CELL = "CAST(({p}.lat + 90) * 100 AS INTEGER) * 36000 + CAST(({p}.lng + 180) * 100 AS INTEGER)"
+
+
+def _station_search() -> list[str]:
+    new, old = SEARCH_CELL.format(p="new"), SEARCH_CELL.format(p="old")
+    return [
+        "CREATE TABLE station_search (cell INTEGER NOT NULL, id INTEGER NOT NULL, lat REAL NOT NULL,"
+        " lng REAL NOT NULL, search_key TEXT NOT NULL, PRIMARY KEY (cell, id)) WITHOUT ROWID",
+        f"INSERT INTO station_search SELECT {SEARCH_CELL.format(p='station')}, id, lat, lng, ' ' || search_key"
+        " FROM station WHERE status = 'active' ORDER BY 1, 2",
+        "CREATE TRIGGER station_search_insert AFTER INSERT ON station WHEN new.status = 'active' BEGIN"
+        f" INSERT INTO station_search VALUES ({new}, new.id, new.lat, new.lng, ' ' || new.search_key); END",
+        "CREATE TRIGGER station_search_update AFTER UPDATE OF lat, lng, status, search_key ON station BEGIN"
+        f" DELETE FROM station_search WHERE cell = {old} AND id = old.id;"
+        f" INSERT INTO station_search SELECT {new}, new.id, new.lat, new.lng, ' ' || new.search_key"
+        " WHERE new.status = 'active'; END",
+        "CREATE TRIGGER station_search_delete AFTER DELETE ON station BEGIN"
+        f" DELETE FROM station_search WHERE cell = {old} AND id = old.id; END",
+    ]
 
 
 def upgrade():
@@ -33,6 +60,8 @@ def upgrade():
     if conn.dialect.name != "postgresql":
         for table in ("station", "place"):
             op.execute(f"CREATE VIRTUAL TABLE {table}_fts_vocab USING fts5vocab({table}_fts, row)")
+        for statement in _station_search():
+            op.execute(statement)
     # The counts themselves: the store's analyze_search, as after an import.
     from app.stations.backends import store_for
 
@@ -41,6 +70,9 @@ def upgrade():
 
 def downgrade():
     if op.get_bind().dialect.name != "postgresql":
+        for change in ("insert", "update", "delete"):
+            op.execute(f"DROP TRIGGER station_search_{change}")
+        op.execute("DROP TABLE station_search")
         for table in ("station", "place"):
             op.execute(f"DROP TABLE {table}_fts_vocab")
     op.drop_table("search_trigram")
