@@ -544,11 +544,11 @@ def test_a_pattern_asks_for_its_rarest_trigrams():
     assert trigrams(" renmin") == ["ren", "enm", "nmi", "min"]  # a form's leading space left out
     docs = {"": 20_000, "ren": 500, "enm": 40, "nmi": 40, "min": 1100, "9r9": 5000, "r9m": 300, "9m9": 800}
     # the two rarest, then others while short (a 20th of the keys: 1,000, or 4x the rarest)
-    assert rare_trigrams("renmin", docs) == (["enm", "nmi", "ren"], 40)
-    assert rare_trigrams("9r9m9", docs) == (["r9m", "9m9"], 300)  # 9r9: 5,000, too long
-    assert rare_trigrams("abcd", docs) == (["abc", "bcd"], 0)  # unseen trigrams: the rarest of all
-    assert rare_trigrams("renmin", {}) == (["ren", "enm", "nmi", "min"], 0)  # never analysed: all
-    assert fts_plan(["renmin", "9r9m"], docs) == ('("enm" AND "nmi" AND "ren") OR ("r9m" AND "9r9")', 40 + 300)
+    assert rare_trigrams("renmin", docs) == ["enm", "nmi", "ren"]
+    assert rare_trigrams("9r9m9", docs) == ["r9m", "9m9"]  # 9r9: 5,000, too long
+    assert rare_trigrams("abcd", docs) == ["abc", "bcd"]  # unseen trigrams: the rarest of all
+    assert rare_trigrams("renmin", {}) == ["ren", "enm", "nmi", "min"]  # never analysed: all
+    assert fts_plan(["renmin", "9r9m"], docs) == '("enm" AND "nmi" AND "ren") OR ("r9m" AND "9r9")'
 
 
 def test_statistics_choose_the_plan_never_the_answer(client, town):
@@ -562,12 +562,28 @@ def test_statistics_choose_the_plan_never_the_answer(client, town):
 
 
 def test_common_patterns_widen_boxes_and_rare_ones_ask_the_text_index():
-    from app.stations.store import text_index_cap, text_index_first
+    from app.stations.store import text_index_first
 
-    cap = text_index_cap(50, 3000)
-    assert not text_index_first(min(1500, cap), 3000, 50)  # 人民: half the stations
+    assert not text_index_first(1500, 3000, 50)  # 人民: half the stations
     assert text_index_first(50, 3000, 50)  # 解放: one in 60
-    assert text_index_first(cap - 1, 3000, 50) and not text_index_first(cap, 3000, 50)
+    assert text_index_first(387, 3000, 50) and not text_index_first(388, 3000, 50)  # 387² < 150,000 ≤ 388²
+    # when the text index gives more rows than match (its trigrams without their order), it costs more
+    assert text_index_first(100, 3000, 50) and not text_index_first(100, 3000, 50, read=1500)
+
+
+def test_a_key_sample_counts_the_keys_holding_a_pattern():
+    from app.stations.store import KeySample
+
+    sample = KeySample(["2z5e4c4b renmin 9r9m", "4c4b2z5e minren 9m9r", "renmin"])
+    assert sample.size == 3
+    assert sample.holding_any([" renmin"], stop=9) == 2  # a form's start, the key's first form too
+    assert sample.holding_any(["renmin", "minren"], stop=9) == 3
+    assert sample.holding_any(["renmin", "minren"], stop=2) == 2  # counted up to where it matters
+    assert sample.holding_any(["2z5e"], stop=9) == 2 and sample.holding_any(["zzz"], stop=9) == 0
+    assert sample.holding_all_of_any([["9r9", "r9m"]], stop=9) == 1
+    assert sample.holding_all_of_any([["9m9", "ren"]], stop=9) == 1
+    assert sample.holding_all_of_any([["9r9", "r9m"], ["9m9", "ren"]], stop=9) == 2
+    assert KeySample([]).holding_any(["ren"], stop=9) == 0
 
 
 def test_the_widening_queries_use_the_indexes(connection, store, backend):

@@ -19,7 +19,7 @@ from app.stations.model import (
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
-    rare_trigrams, row_to_station, signature_sql, text_index_cap, text_index_first,
+    rare_trigrams, row_to_station, signature_sql,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -104,7 +104,7 @@ def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "")
     are bound in ``params`` under names starting with ``name``."""
     arms = []
     for i, pattern in enumerate(patterns):
-        grams, _ = rare_trigrams(pattern, docs)
+        grams = rare_trigrams(pattern, docs)
         likes = []
         for j, gram in enumerate(grams):
             params[f"{name}g{i}_{j}"] = f"%{like_escape(gram)}%"
@@ -139,10 +139,6 @@ def box_search_sql(patterns, near, box: Box) -> tuple[str, dict]:
     return (f"SELECT {_COLS} FROM station WHERE status = 'active'{envelope} AND {where}"
             f" ORDER BY {order} LIMIT %(n)s"), params
 
-
-# A bound of a pattern's matches above this many times the break-even count is taken as it is
-# (common: boxes); between, the matches are counted, since reading them costs.
-COUNT_BELOW = 4
 
 # Keys sampled to count trigrams (analyze_search): enough that a trigram in 1 key in 10,000
 # is seen about twice.
@@ -203,24 +199,8 @@ class PostgisStore(StationStore):
                     f" SELECT :table, trigram, ceil(count(*) * :rows / greatest((SELECT count(*) FROM sample), 1))"
                     f" FROM seen GROUP BY trigram"
                     f" UNION ALL SELECT :table, '', :rows"), {"share": share, "table": table, "rows": rows})
-        self._docs = None
-
-    def _text_index_first(self, cursor, patterns, n) -> bool:
-        docs = self._trigram_docs(cursor).get("station", {})
-        if not docs:
-            return True  # never analysed: no estimate, so no reason to scan boxes
-        bound = sum(rare_trigrams(p, docs)[1] for p in patterns)
-        table_rows = docs.get("", 0)
-        cap = text_index_cap(n, table_rows)
-        if bound < cap or bound > COUNT_BELOW * cap:
-            return text_index_first(bound, table_rows, n)
-        # The rarest trigram's count bounds the matches, often far above them (y9q is in 13,000
-        # keys, y9q9l in 600): count them, up to where it matters (each counted row is read).
-        params: dict = {"cap": cap}
-        found = cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM station WHERE status = 'active' AND"
-                               f" {_indexed_holds(patterns, params, docs)} LIMIT %(cap)s) AS m",
-                               params, prepare=False).fetchone()[0]
-        return text_index_first(found, table_rows, n)
+            self._refresh_sample(conn)
+        self._stats = None
 
     def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
         sql, params = box_search_sql(patterns, near, box)

@@ -23,7 +23,7 @@ from app.stations.model import (
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
-    rare_trigrams, signature_sql, text_index_cap, text_index_first,
+    rare_trigrams, signature_sql,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
@@ -46,16 +46,11 @@ def _box_sql(boxes: list[Box], params: dict) -> str:
     return "s.id IN (SELECT id FROM station_rtree WHERE " + " OR ".join(parts) + ")"
 
 
-def fts_plan(patterns, docs: dict[str, int]) -> tuple[str, int]:
+def fts_plan(patterns, docs: dict[str, int]) -> str:
     """The FTS5 query for keys holding any pattern's rarest trigrams (``rare_trigrams``; the
-    trigram tokenizer matches a one-trigram phrase wherever it occurs), and a bound of the
-    keys holding a pattern (0: never analysed)."""
-    parts, bound = [], 0
-    for pattern in patterns:
-        grams, rarest = rare_trigrams(pattern, docs)
-        bound += rarest
-        parts.append("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in grams) + ")")
-    return " OR ".join(parts), bound
+    trigram tokenizer matches a one-trigram phrase wherever it occurs)."""
+    return " OR ".join("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in rare_trigrams(p, docs)) + ")"
+                       for p in patterns)
 
 
 def _key_tests(patterns, params: dict, alias: str) -> str:
@@ -76,8 +71,8 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     order, params = near_order(near)
     params["n"] = n
     station_tests, place_tests = _key_tests(patterns, params, "s."), _key_tests(patterns, params, "")
-    params["station_match"] = fts_plan(patterns, docs.get("station", {}))[0]
-    params["place_match"] = fts_plan(patterns, docs.get("place", {}))[0]
+    params["station_match"] = fts_plan(patterns, docs.get("station", {}))
+    params["place_match"] = fts_plan(patterns, docs.get("place", {}))
     place_cols = ", ".join(PLACE_COLUMNS)
     return {
         "station": f"SELECT {_COLS} FROM station s WHERE s.id IN (SELECT rowid FROM station_fts"
@@ -191,31 +186,17 @@ class SqliteStore(StationStore):
             places = [row_to_place(r) for r in cursor.execute(sql["place"], params).fetchall()]
         return SearchCandidates(stations, places)
 
-    def _text_index_first(self, cursor, patterns, n) -> bool:
-        docs = self._trigram_docs(cursor).get("station", {})
-        if not docs:
-            return True  # never analysed: no estimate, so no reason to scan boxes
-        table_rows = cursor.execute("SELECT max(id) FROM station").fetchone()[0] or 0
-        match, bound = fts_plan(patterns, docs)
-        cap = text_index_cap(n, table_rows)
-        if bound < cap:
-            return True
-        # The rarest trigrams' counts bound the matches, often far above them (h9q is in 3 % of
-        # keys, h9q with h9h in 0.2 %): count what the index gives, up to where it matters.
-        found = cursor.execute("SELECT count(*) FROM (SELECT rowid FROM station_fts WHERE station_fts MATCH ?"
-                               " LIMIT ?)", (match, cap)).fetchone()[0]
-        return text_index_first(found, table_rows, n)
-
     def analyze_search(self) -> None:
         """Count, per table, the keys holding each trigram (from the FTS index's vocabulary;
-        about 15 s for a million stations), for ``fts_plan`` and the choice of plan."""
+        about 15 s for a million stations), for ``fts_plan``; and sample keys."""
         with self.bulk_transaction() as conn:
             conn.execute(text("DELETE FROM search_trigram"))
             for table in ("station", "place"):
                 conn.execute(text(f"INSERT INTO search_trigram (tbl, trigram, docs)"
                                   f" SELECT '{table}', term, doc FROM {table}_fts_vocab"
                                   f" UNION ALL SELECT '{table}', '', count(*) FROM {table}"))
-        self._docs = None
+            self._refresh_sample(conn)
+        self._stats = None
 
     def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
         sql, params = box_search_sql(patterns, near, box, n)

@@ -10,6 +10,8 @@ proves no unseen station can be nearer than the k-th result.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
 import time
@@ -230,32 +232,57 @@ class StationStore(ABC):
     @abstractmethod
     def analyze_search(self) -> None:
         """Refresh the statistics the search plans by (after an import: ``search_trigram``, per
-        table how many keys hold each trigram); answers never depend on them, only how fast
-        they come."""
+        table how many keys hold each trigram; ``search_sample``, SEARCH_SAMPLE active
+        stations' keys); answers never depend on them, only how fast they come."""
 
-    _docs: tuple[float, dict[str, dict[str, int]]] | None = None
+    _stats: tuple[float, dict[str, dict[str, int]], KeySample] | None = None
 
-    def _trigram_docs(self, cursor) -> dict[str, dict[str, int]]:
-        """Per table, how many keys hold each trigram (as of the last ``analyze_search``), read
-        at most once a minute per process: only the cost of a query depends on it."""
+    def _search_stats(self, cursor) -> tuple[dict[str, dict[str, int]], KeySample]:
+        """Per table, how many keys hold each trigram, and a sample of active stations' keys
+        (as of the last ``analyze_search``), read at most once a minute per process: only the
+        cost of a query depends on them."""
         now = time.monotonic()
-        if self._docs is None or now - self._docs[0] > TRIGRAM_DOCS_TTL_S:
+        if self._stats is None or now - self._stats[0] > TRIGRAM_DOCS_TTL_S:
             docs: dict[str, dict[str, int]] = {}
             for table, trigram, count in cursor.execute("SELECT tbl, trigram, docs FROM search_trigram"):
                 docs.setdefault(table, {})[trigram] = count
+            sample = KeySample([row[0] for row in cursor.execute("SELECT search_key FROM search_sample")])
             # Counted while the table was empty: nothing to plan by.
-            self._docs = (now, {table: counts for table, counts in docs.items() if counts.get("", 0)})
-        return self._docs[1]
+            self._stats = (now, {table: counts for table, counts in docs.items() if counts.get("", 0)}, sample)
+        return self._stats[1], self._stats[2]
 
-    @abstractmethod
+    def _trigram_docs(self, cursor) -> dict[str, dict[str, int]]:
+        return self._search_stats(cursor)[0]
+
     def _text_index_first(self, cursor, patterns: Sequence[str], n: int) -> bool:
-        """Whether the patterns are rare enough for the text index alone (text_index_first)."""
+        """Whether the text index alone is the cheaper way to the ``n`` nearest (see
+        text_index_first), judged on the sampled keys: the share holding a pattern (its
+        matches) and the share holding all the trigrams the text index is asked for (the rows
+        it gives, often far more: 9c9j alone is in 25,000 keys at 1M, 9c9j9n9l in ~600).
+        In sampled keys, matches·read < n·rows becomes held·read < n·size²/rows, so each is
+        counted only up to where the answer is settled."""
+        docs, sample = self._search_stats(cursor)
+        station_docs = docs.get("station", {})
+        rows = station_docs.get("", 0)
+        if not sample.size or not rows:
+            return True  # never analysed: no estimate, so no reason to scan boxes
+        even = n * sample.size * sample.size / rows
+        held = sample.holding_any(patterns, stop=math.isqrt(math.ceil(even)) + 1)
+        if held == 0 or held * held >= even:
+            return held == 0
+        groups = [rare_trigrams(p, station_docs) for p in patterns]
+        scale = rows / sample.size
+        bound = sum(station_docs.get(group[0], 0) for group in groups)  # the rarest trigrams' keys
+        if text_index_first(held * scale, rows, n, read=bound):
+            return True  # settled without counting
+        read = sample.holding_all_of_any(groups, stop=math.ceil(even / held))
+        return text_index_first(held * scale, rows, n, read=read * scale)
 
-    @abstractmethod
-    def _matching_in_box(self, cursor, patterns: Sequence[str], near: tuple[float, float], box: Box,
-                         n: int) -> list:
-        """Rows of the ``n`` active stations in ``box`` nearest ``near`` (near_order) whose key
-        holds a pattern."""
+    def _refresh_sample(self, conn) -> None:
+        """``search_sample``: SEARCH_SAMPLE active stations' keys at random (in analyze_search)."""
+        conn.execute(text("DELETE FROM search_sample"))
+        conn.execute(text("INSERT INTO search_sample (search_key) SELECT search_key FROM station"
+                          " WHERE status = 'active' ORDER BY random() LIMIT :n"), {"n": SEARCH_SAMPLE})
 
     def replace_places(self, places: Sequence[Place]) -> int:
         """Swap in the extract's places (all in one transaction; readers see the old or the new)."""
@@ -509,6 +536,10 @@ def reach_box(near: tuple[float, float], reach: float) -> Box | None:
 
 # How long a process keeps the search index's trigram counts before reading them again.
 TRIGRAM_DOCS_TTL_S = 60.0
+# Active stations' keys kept to judge how common a pattern is (_text_index_first): at 1M stations
+# and 16 candidates the break-even, 4,000 matches, is ~8 sampled keys; each judgement searches
+# the sample once at most (~0.7 MB, about 1 ms; 4,000 keys took 2–4 ms).
+SEARCH_SAMPLE = 2000
 
 # Widening search for the stations nearest ``near`` whose key holds a pattern (common patterns):
 # the first reach (degrees of latitude, ~1.1 km), and the reach beyond which the text index alone
@@ -540,30 +571,62 @@ def trigrams(pattern: str) -> list[str]:
     return list(dict.fromkeys(core[i:i + 3] for i in range(len(core) - 2)))
 
 
-def rare_trigrams(pattern: str, docs: dict[str, int]) -> tuple[list[str], int]:
-    """The trigrams of ``pattern`` to ask the text index for, and the number of keys holding the
-    rarest (a bound of the pattern's matches). ``docs``: trigram → keys holding it, '' → keys
-    in all (``analyze_search``); empty when never analysed: every trigram, no bound (0)."""
+def rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
+    """The trigrams of ``pattern`` to ask the text index for. ``docs``: trigram → keys holding
+    it, '' → keys in all (``analyze_search``); empty when never analysed: every trigram."""
     grams = trigrams(pattern)
     if not docs:
-        return grams, 0
+        return grams
     grams.sort(key=lambda g: (docs.get(g, 0), g))
-    rarest = docs.get(grams[0], 0)
-    short = max(docs.get("", 0) // 20, 4 * rarest)
-    return grams[:2] + [g for g in grams[2:INDEX_TRIGRAMS] if docs.get(g, 0) <= short], rarest
+    short = max(docs.get("", 0) // 20, 4 * docs.get(grams[0], 0))
+    return grams[:2] + [g for g in grams[2:INDEX_TRIGRAMS] if docs.get(g, 0) <= short]
 
 
-def text_index_first(matches: int, rows: int, n: int) -> bool:
-    """Whether the text index alone (all ``matches`` rows, then sorted) is the cheaper way to the
-    ``n`` nearest, rather than widening boxes around the point (reading ~n·rows/matches rows of
-    the table). The two are equal at matches² = n·rows; ``matches`` is counted up to that cap."""
-    return matches * matches < n * max(rows, 1)
+def text_index_first(matches: float, rows: int, n: int, read: float | None = None) -> bool:
+    """Whether the text index alone (``read`` rows, by default the ``matches``, checked and
+    sorted) is the cheaper way to the ``n`` nearest, rather than widening boxes around the point
+    (reading ~n·rows/matches rows of the table). Equal at matches·read = n·rows."""
+    return matches * (matches if read is None else max(read, matches)) < n * max(rows, 1)
 
 
-def text_index_cap(n: int, rows: int) -> int:
-    """How far to count a pattern's matches before text_index_first can decide (one more than the
-    break-even count)."""
-    return math.isqrt(n * max(rows, 1)) + 1
+class KeySample:
+    """A sample of search keys (each read with a space before it, as the queries test keys),
+    asked how many hold a pattern, counting up to where the answer matters: one string
+    searched at C speed, then only the keys found."""
+
+    def __init__(self, keys: Sequence[str]):
+        self.size = len(keys)
+        self._keys = [" " + k for k in keys]
+        self._text = "\n".join(self._keys)
+        self._starts = list(itertools.accumulate((len(k) + 1 for k in self._keys[:-1]), initial=0))
+
+    def _holding(self, part: str) -> Iterator[int]:
+        at = self._text.find(part)
+        while at >= 0:
+            key = bisect.bisect_right(self._starts, at) - 1
+            yield key
+            at = self._text.find(part, self._starts[key + 1] if key + 1 < self.size else len(self._text))
+
+    def holding_any(self, parts: Sequence[str], stop: int) -> int:
+        """How many keys hold one of ``parts``, counted up to ``stop``."""
+        found: set[int] = set()
+        for part in parts:
+            for key in self._holding(part):
+                found.add(key)
+                if len(found) >= stop:
+                    return stop
+        return len(found)
+
+    def holding_all_of_any(self, groups: Sequence[Sequence[str]], stop: int) -> int:
+        """How many keys hold every part of some group (its first part the rarest), up to ``stop``."""
+        found: set[int] = set()
+        for first, *rest in groups:
+            for key in self._holding(first):
+                if all(g in self._keys[key] for g in rest):
+                    found.add(key)
+                    if len(found) >= stop:
+                        return stop
+        return len(found)
 
 
 def row_to_service_area(row, geom) -> ServiceArea:
