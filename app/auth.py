@@ -235,12 +235,7 @@ def _login_page(problem: str | None = None, status: int = 200, email: str = ""):
     response = current_app.make_response((html, status))
     response.headers["Cache-Control"] = "no-store"  # it carries a CSRF token
     response.headers["Vary"] = "Accept-Language, Cookie"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+    return response  # framing, CSP, Referer: app.security's STAFF policy
 
 
 def _account_key() -> str:

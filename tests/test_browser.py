@@ -117,6 +117,8 @@ def new_page(browser, lat=None, lng=None, locale="zh-CN", user_agent=None, offli
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
+    # A script, style, tile or fetch the Content-Security-Policy refused counts as an error too.
+    page.on("console", lambda m: page.errors.append(m.text) if "Content Security Policy" in m.text else None)
     if offline_tiles:  # no internet here: tile hosts answer with a blank tile
         page.route("https://tile.openstreetmap.org/**", _tile)
     return page
