@@ -59,7 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)
 
-    from app import api, auth, cli, gbfs, open311, reporting, security, staff, web
+    from app import api, auth, cli, gbfs, health, open311, reporting, security, staff, web
 
     auth.init_app(app)  # first: it settles SECRET_KEY, which the tracking tokens are signed with
     app.extensions["yizhan_ops"] = ops_for(app, app.extensions["yizhan_store"])
@@ -69,6 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
     open311.init_app(app)
     gbfs.init_app(app)
     staff.init_app(app)
+    health.init_app(app, os.path.join(PROJECT_ROOT, "migrations"))
     security.init_app(app)  # every response's security headers, whichever blueprint answered
     cli.init_app(app)
     return app
