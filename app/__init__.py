@@ -23,6 +23,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment(app.instance_path))
     if config:
         app.config.update(config)
+    from app import logs
+
+    logs.configure(app)  # before anything logs: JSON lines with the request id
+    logs.init_app(app)  # first hooks: the request id and the start time before anything else runs
     # Pool and timeouts follow the database finally chosen; explicit options win.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),

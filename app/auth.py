@@ -30,7 +30,6 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, has_request_context, redirect, render_template, request, session, url_for
-from flask.logging import default_handler
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -360,10 +359,8 @@ def init_app(app) -> None:
     # Our own hook runs Flask-WTF's check, so that bearer-token requests can skip it.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
+    # Its warnings (Redis gone, back to Redis) propagate to app.logs' JSON lines, past its NullHandler.
     limiter.init_app(app)  # first: a flood is counted before anything else is done for it
-    if default_handler not in limiter.logger.handlers:
-        # Its warnings (Redis gone, back to Redis) go where the app's do; it ships with a NullHandler.
-        limiter.logger.addHandler(default_handler)
     app.session_interface = _SessionInterface()
     csrf.init_app(app)
     app.before_request(_check_csrf)
