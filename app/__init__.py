@@ -60,10 +60,11 @@ def create_app(config: dict | None = None) -> Flask:
             reader = create_engine(engine.url, isolation_level="AUTOCOMMIT",
                                    **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
         app.extensions["yizhan_store"] = store_for(engine, reader)
+        engines = {"primary": engine, "reader": reader}
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)
 
-    from app import api, auth, cli, gbfs, health, open311, reporting, security, staff, web
+    from app import api, auth, cli, gbfs, health, metrics, open311, reporting, security, staff, web
 
     auth.init_app(app)  # first: it settles SECRET_KEY, which the tracking tokens are signed with
     app.extensions["yizhan_ops"] = ops_for(app, app.extensions["yizhan_store"])
@@ -74,6 +75,7 @@ def create_app(config: dict | None = None) -> Flask:
     gbfs.init_app(app)
     staff.init_app(app)
     health.init_app(app, os.path.join(PROJECT_ROOT, "migrations"))
+    metrics.init_app(app, engines)
     security.init_app(app)  # every response's security headers, whichever blueprint answered
     cli.init_app(app)
     return app
