@@ -104,3 +104,13 @@ def test_an_empty_database_is_not_ready(tmp_path):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["schema"]["current"] is None
+
+
+def test_polls_are_never_rate_limited_even_under_a_default_limit(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.sqlite3", "TESTING": True,
+                      "RATELIMIT_DEFAULT": "2 per minute", "RATELIMIT_STORAGE_URI": "memory://"})
+    with app.app_context():
+        upgrade()
+    client = app.test_client()
+    assert [client.get(path).status_code for path in ("/healthz", "/readyz") for _ in range(5)] == [200] * 10
+    assert [client.get("/api/v1/meta").status_code for _ in range(3)][-1] == 429  # the default does apply elsewhere
