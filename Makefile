@@ -60,7 +60,7 @@ run: python db demo
 	  $(FLASK) feeds poll & poller=$$!; \
 	  $(FLASK) sensors listen --broker "$${MQTT_BROKER:-mqtt://127.0.0.1:1883}" & listener=$$!; \
 	  trap 'kill $$ticker $$poller $$listener 2>/dev/null' EXIT INT TERM; \
-	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
+	  $(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) \
 	    --logger-class app.logs.AccessLogger wsgi:app
 
 ## test: the whole suite, on both stores (SQLite and PostGIS), and the page in Chromium

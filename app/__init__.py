@@ -23,6 +23,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment(app.instance_path))
     if config:
         app.config.update(config)
+    from app import logs
+
+    logs.configure(app)  # before anything logs: JSON lines with the request id
+    logs.init_app(app)  # first hooks: the request id and the start time before anything else runs
     # Pool and timeouts follow the database finally chosen; explicit options win.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **engine_options(app.config["SQLALCHEMY_DATABASE_URI"], pgbouncer=app.config["YIZHAN_DB_PGBOUNCER"]),
@@ -48,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     router = None
     with app.app_context():
         engine = db.engine
+        engines = {"primary": engine}  # the pools /metrics watches
         if engine.dialect.name == "sqlite":
             if app.config["DATABASE_REPLICA_URLS"]:
                 raise ValueError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL (SQLite has no replicas)")
@@ -58,6 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
             # connections (so the hot path can check them out raw).
             reader = create_engine(engine.url, isolation_level="AUTOCOMMIT",
                                    **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+            engines["reader"] = reader
             if app.config["DATABASE_REPLICA_URLS"]:
                 from app.replicas import ReadRouter
 
@@ -65,12 +71,14 @@ def create_app(config: dict | None = None) -> Flask:
                             for url in app.config["DATABASE_REPLICA_URLS"]]
                 reader = router = ReadRouter(reader, replicas, writer=engine,
                                              max_lag_s=app.config["YIZHAN_REPLICA_MAX_LAG_S"])
+                engines.update({server.name: server.engine for server in router.replicas})
+                app.extensions["yizhan_replica_status"] = router.status  # for /readyz and /metrics
         app.extensions["yizhan_store"] = store_for(engine, reader)
     app.extensions["yizhan_read_router"] = router
     app.extensions["yizhan_graphs"] = GraphCache()
     app.extensions["yizhan_wechat"] = _wechat(app.config)
 
-    from app import api, auth, cli, gbfs, open311, reporting, staff, web
+    from app import api, auth, cli, gbfs, health, metrics, open311, reporting, security, staff, web
 
     auth.init_app(app)  # first: it settles SECRET_KEY, which the tracking tokens are signed with
     app.extensions["yizhan_ops"] = ops_for(app, app.extensions["yizhan_store"])
@@ -80,6 +88,9 @@ def create_app(config: dict | None = None) -> Flask:
     open311.init_app(app)
     gbfs.init_app(app)
     staff.init_app(app)
+    health.init_app(app, os.path.join(PROJECT_ROOT, "migrations"))
+    metrics.init_app(app, engines)
+    security.init_app(app)  # every response's security headers, whichever blueprint answered
     cli.init_app(app)
     if router is not None:
         from app import replicas

@@ -30,7 +30,6 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, has_request_context, redirect, render_template, request, session, url_for
-from flask.logging import default_handler
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -235,12 +234,7 @@ def _login_page(problem: str | None = None, status: int = 200, email: str = ""):
     response = current_app.make_response((html, status))
     response.headers["Cache-Control"] = "no-store"  # it carries a CSRF token
     response.headers["Vary"] = "Accept-Language, Cookie"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+    return response  # framing, CSP, Referer: app.security's STAFF policy
 
 
 def _account_key() -> str:
@@ -365,10 +359,8 @@ def init_app(app) -> None:
     # Our own hook runs Flask-WTF's check, so that bearer-token requests can skip it.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
+    # Its warnings (Redis gone, back to Redis) propagate to app.logs' JSON lines, past its NullHandler.
     limiter.init_app(app)  # first: a flood is counted before anything else is done for it
-    if default_handler not in limiter.logger.handlers:
-        # Its warnings (Redis gone, back to Redis) go where the app's do; it ships with a NullHandler.
-        limiter.logger.addHandler(default_handler)
     app.session_interface = _SessionInterface()
     csrf.init_app(app)
     app.before_request(_check_csrf)

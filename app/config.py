@@ -1,6 +1,7 @@
 """Configuration, read from the environment when the app is created."""
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import timedelta
 
@@ -173,6 +174,10 @@ def from_environment(instance_path: str) -> dict:
             "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
             "application/geo+json", "application/manifest+json", "image/svg+xml",
         ],
+        # /metrics: who may scrape (app.metrics). The token is kept only as its SHA-256.
+        "YIZHAN_METRICS_ALLOW": os.environ.get("YIZHAN_METRICS_ALLOW", "127.0.0.1/32,::1/128"),
+        "YIZHAN_METRICS_TOKEN_SHA256": (hashlib.sha256(os.environ["YIZHAN_METRICS_TOKEN"].encode()).hexdigest()
+                                        if os.environ.get("YIZHAN_METRICS_TOKEN") else ""),
         "YIZHAN_TIMEZONE": os.environ.get("YIZHAN_TIMEZONE", DEFAULT_TIMEZONE),
         # SQLite reads the file through a memory map of up to this size: no system call per
         # page (search at 1M stations reads thousands of scattered rows: ~2x faster measured).

@@ -154,7 +154,7 @@ class ReadRouter:
         if state.server is not None:
             return [state.server]
         self._check_if_due()
-        fresh = [s for s in self.replicas if s.up and s.lag_s is not None and s.lag_s <= self.max_lag_s]
+        fresh = [s for s in self.replicas if self._fresh(s)]
         behind = [s for s in self.replicas if s.up and s not in fresh]
         if fresh:
             start = next(self._turn) % len(fresh)
@@ -185,6 +185,14 @@ class ReadRouter:
                 state.server = server
             return conn
         raise AssertionError("unreachable: the last candidate raises")
+
+    def _fresh(self, server: Server) -> bool:
+        return server.up and server.lag_s is not None and server.lag_s <= self.max_lag_s
+
+    def status(self) -> list[dict]:
+        """Each replica as /readyz and /metrics show it (app.health's hook), checked if due."""
+        self._check_if_due()
+        return [{"name": s.name, "healthy": self._fresh(s), "up": s.up, "lag_s": s.lag_s} for s in self.replicas]
 
     def _recently_failed(self, server: Server) -> bool:
         return server.failed_at is not None and self._clock() - server.failed_at < self.check_every_s

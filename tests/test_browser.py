@@ -117,6 +117,10 @@ def new_page(browser, lat=None, lng=None, locale="zh-CN", user_agent=None, offli
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
+    # A script, style, tile or fetch the Content-Security-Policy refused counts as an error too. (So
+    # wait_for_function gets functions, "() => …": a bare expression is run with eval, which the
+    # page's policy refuses as it should.)
+    page.on("console", lambda m: page.errors.append(m.text) if "Content Security Policy" in m.text else None)
     if offline_tiles:  # no internet here: tile hosts answer with a blank tile
         page.route("https://tile.openstreetmap.org/**", _tile)
     return page
@@ -157,7 +161,7 @@ def test_a_filter_narrows_the_list(live, browser):
     page.goto(live["url"] + "/")
     before = names(page)
     page.get_by_role("button", name="母婴室 / 换尿布台", exact=True).click()
-    page.wait_for_function("document.querySelectorAll('.item').length < %d" % len(before))
+    page.wait_for_function("() => document.querySelectorAll('.item').length < %d" % len(before))
     assert names(page) == ["母婴驿站"]
     assert "amenity=baby_change" in page.url
     page.get_by_role("button", name="微波炉", exact=True).click()  # baby change AND microwave: nothing nearby
@@ -178,7 +182,7 @@ def test_the_15_minute_toggle_draws_the_network_area(live, browser):
     assert "circle=walk15" in page.url
     # ...but the map still shows it, with every other station in view
     east = [s for s in live["store"].within(_world(), _all(), 100)[0] if s.name == "East toilet"][0]
-    page.wait_for_function(f"Yizhan.viewMarkers().some(m => m.id === {east.id})")
+    page.wait_for_function(f"() => Yizhan.viewMarkers().some(m => m.id === {east.id})")
     shot(page, "03-circle-walk")
 
 
@@ -227,15 +231,15 @@ def test_rate_a_station_from_its_sheet(live, browser, monkeypatch):
     page.click('.star[aria-label="4 星"]')
     page.click('.rate-tags .chip:has-text("干净")')
     page.click(".rate-send")
-    page.wait_for_function("document.querySelector('.rate [role=status]').textContent === '感谢您的评价。'")
+    page.wait_for_function("() => document.querySelector('.rate [role=status]').textContent === '感谢您的评价。'")
     assert page.inner_text("#sheet-content .rating") == "★ 3.6 · 1 人评价"  # (5 × 3.5 + 4) / 6 = 3.58
     page.click('.star[aria-label="3 星"]')
     page.click(".rate-send")
-    page.wait_for_function("document.querySelector('.rate [role=status]').textContent.indexOf('已更新') >= 0")
+    page.wait_for_function("() => document.querySelector('.rate [role=status]').textContent.indexOf('已更新') >= 0")
     assert page.inner_text("#sheet-content .rating") == "★ 3.4 · 1 人评价"  # (17.5 + 3) / 6 = 3.42
     assert store.get(baby.id).rating_count == 1 and store.get(baby.id).rating_sum == 3
     page.click('.checkins .chip[data-outcome="worked"]')
-    page.wait_for_function("document.querySelector('.checkins + [role=status]').textContent === '谢谢，已记录。'")
+    page.wait_for_function("() => document.querySelector('.checkins + [role=status]').textContent === '谢谢，已记录。'")
     with store.reading() as conn:
         kept = conn.execute(text("SELECT outcome FROM station_checkin WHERE station_id = :id"), {"id": baby.id}).all()
     assert [r.outcome for r in kept] == ["worked"]
@@ -256,7 +260,7 @@ def test_offline_reload_shows_the_cached_list(live, browser):
     names(page)
     page.evaluate("navigator.serviceWorker.ready")
     page.reload()  # now controlled by the service worker, which caches what it fetches
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
     online = names(page)
     page.context.set_offline(True)
     page.reload()
@@ -329,14 +333,14 @@ def test_without_location_permission_the_map_can_be_tapped(live, browser):
     page = new_page(browser)  # geolocation not granted: the page says what to do, and does not nag
     page.goto(live["url"] + "/?tiles=none")
     page.wait_for_selector("#status:not([hidden])")
-    page.wait_for_function("document.getElementById('status').textContent.includes('定位')")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('定位')")
     assert "地图" in page.inner_text("#status")
     shot(page, "08-no-permission")
     # tap the map: the place becomes where the tap was
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     # the list was the stations in view; now it is the nearest to the tap
-    page.wait_for_function("document.getElementById('list-title').textContent === '附近站点'")
+    page.wait_for_function("() => document.getElementById('list-title').textContent === '附近站点'")
     assert names(page)  # stations near the start view's centre (the river town sits there)
 
 
@@ -349,7 +353,7 @@ def test_denied_location_explains_and_locate_button_asks_again(live, browser):
     context.grant_permissions(["geolocation"])
     page.get_by_role("button", name="定位", exact=True).click()
     # until then the list was the stations in view (issue #10); now the nearest to the person
-    page.wait_for_function("document.getElementById('list-title').textContent === '附近站点'")
+    page.wait_for_function("() => document.getElementById('list-title').textContent === '附近站点'")
     assert names(page)[0] == "West fountain"
 
 
@@ -362,13 +366,13 @@ def test_english_and_screen_reader_labels(live, browser):
     assert page.get_by_role("button", name="Baby change", exact=True).count() == 1
     assert page.get_by_role("region", name="Map").count() == 1
     page.get_by_role("button", name="中文", exact=True).click()
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'")
 
 
 def test_js_coordinate_port_matches_the_server(live, browser):
     page = new_page(browser)
     page.goto(live["url"] + "/?tiles=none")
-    page.wait_for_function("window.Yizhan !== undefined")
+    page.wait_for_function("() => window.Yizhan !== undefined")
     for lat, lng in [(27.83, 113.15), (39.915, 116.404), (22.3, 114.17), (25.03, 121.56), (60.17, 24.94)]:
         g = page.evaluate(f"Yizhan.coords.wgsToGcj({lat}, {lng})")
         assert g == pytest.approx(list(from_wgs84(lat, lng, "gcj02")), abs=1e-12)
@@ -457,7 +461,7 @@ def test_a_courier_with_a_saved_brand_sees_live_counts_with_their_age(live, brow
     # and the phone remembers that too.
     assert page.get_attribute(".courier-mine", "aria-pressed") == "true"
     page.click(".courier-mine")
-    page.wait_for_function("[...document.querySelectorAll('.item-name')].some(e => e.textContent === '乙品牌换电柜')")
+    page.wait_for_function("() => [...document.querySelectorAll('.item-name')].some(e => e.textContent === '乙品牌换电柜')")
     assert set(names(page)) >= {"甲品牌换电柜", "甲品牌旧柜", "乙品牌换电柜"}
     assert "3 块电池可换 · 2 分钟前" in page.locator(".item .live").all_inner_texts()
     page.reload()
@@ -471,7 +475,7 @@ def test_a_courier_with_a_saved_brand_sees_live_counts_with_their_age(live, brow
     assert {"swapco", "zapco"} <= set(offered)  # the brands running cabinets, from /meta
     page.fill('.courier input[name="brand"]', "zapco")
     page.click(".courier-save")
-    page.wait_for_function("[...document.querySelectorAll('.item-name')].map(e => e.textContent).join() === '乙品牌换电柜'")
+    page.wait_for_function("() => [...document.querySelectorAll('.item-name')].map(e => e.textContent).join() === '乙品牌换电柜'")
     page.reload()
     assert names(page) == ["乙品牌换电柜"]
     assert page.evaluate("localStorage.getItem('yz:brand')") == "zapco"

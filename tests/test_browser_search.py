@@ -98,7 +98,7 @@ def test_without_a_position_the_page_opens_on_the_city_with_its_stations(live, b
     assert view["zoom"] == ZOOM
     assert _metres((view["lat"], view["lng"]), CENTRE) < 1
     # One line says how to use the position, with the button that asks for it.
-    page.wait_for_function("document.getElementById('status').textContent.includes('允许定位')")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('允许定位')")
     assert page.locator("#status").is_visible()
     use = page.get_by_role("button", name="使用我的位置", exact=True)
     assert use.is_visible()
@@ -107,15 +107,15 @@ def test_without_a_position_the_page_opens_on_the_city_with_its_stations(live, b
     shot(page, "21-no-position-city")
     # The filters apply to the stations in view too.
     page.get_by_role("button", name="饮用水", exact=True).click()
-    page.wait_for_function("document.querySelectorAll('#list .item').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#list .item').length === 1")
     assert names(page) == ["West fountain"] and "amenity=drinking_water" in page.url
     page.get_by_role("button", name="饮用水", exact=True).click()
-    page.wait_for_function("document.querySelectorAll('#list .item').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#list .item').length === 2")
     # Saying yes later: the same line's button finds the stations nearest the person.
     page.context.set_geolocation({"latitude": town.P[0], "longitude": town.P[1]})
     page.context.grant_permissions(["geolocation"])
     use.click()
-    page.wait_for_function("document.getElementById('list-title').textContent === '附近站点'")
+    page.wait_for_function("() => document.getElementById('list-title').textContent === '附近站点'")
     assert names(page)[0] == "West fountain"
     assert page.locator("#status").is_hidden()
     assert page.errors == []
@@ -140,7 +140,7 @@ def test_type_rml_pick_peoples_road_and_share_the_view(live, browser):
     assert active and page.get_attribute(f"#{active}", "aria-selected") == "true"
     assert page.inner_text(f"#{active} .suggestion-name") == "人民路"
     search.press("Enter")
-    page.wait_for_function("document.getElementById('list-title').textContent === '人民路附近的站点'")
+    page.wait_for_function("() => document.getElementById('list-title').textContent === '人民路附近的站点'")
     assert search.get_attribute("aria-expanded") == "false"
     listed = names(page)
     assert listed[:3] == ["人民路公厕", "人民路驿站", "人民路东饮水点"]  # nearest the road's point first
@@ -182,7 +182,7 @@ def test_a_station_from_the_search_box_opens_its_sheet_and_escape_closes_the_lis
     assert page.locator("#sheet").is_hidden()
     search.fill("")
     search.press_sequentially("zzqx", delay=60)  # nothing is called that: the empty state says what to try
-    page.wait_for_function("document.getElementById('search-hint').textContent.includes('没有找到')")
+    page.wait_for_function("() => document.getElementById('search-hint').textContent.includes('没有找到')")
     assert "rml" in page.inner_text("#search-hint") and page.locator("#search-list").is_hidden()
     assert page.errors == []
 
@@ -200,11 +200,11 @@ def test_the_search_box_in_english(live, browser):
     option.wait_for()
     assert "Street" in option.inner_text()
     option.click()
-    page.wait_for_function("document.getElementById('list-title').textContent === 'Stations near 人民路'")
+    page.wait_for_function("() => document.getElementById('list-title').textContent === 'Stations near 人民路'")
     assert names(page)[0] == "人民路公厕"
     # Tapping the map chooses another place: the list is no longer "near 人民路", nor the URL.
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 4, box["y"] + box["height"] / 2)
-    page.wait_for_function("document.getElementById('list-title').textContent === 'Nearby stations'")
+    page.wait_for_function("() => document.getElementById('list-title').textContent === 'Nearby stations'")
     assert "q" not in parse_qs(urlparse(page.url).query) and search.input_value() == ""
     assert page.errors == []

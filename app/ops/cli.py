@@ -236,8 +236,7 @@ def poll_feeds(once, now_text):
     import logging
     import time
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    poller = _poller()
+    poller = _poller()  # its lines: app.logs' JSON on stderr
     while True:
         now = _instant(now_text) if once else utcnow()
         try:
@@ -390,17 +389,17 @@ def station_rule(station_id, threshold, grade, offline_after_s):
               help="The broker keeps this client's session (and the readings that arrive while it is away).")
 def listen(broker, client_id):
     """Apply readings from MQTT (yizhan/sensors/+/reading) until SIGTERM or Ctrl-C."""
-    import logging
     import signal
 
+    from app.metrics import listener_heartbeat
     from app.ops.sensor_listener import Listener, broker_address
 
     try:
         broker_address(broker)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--broker") from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    listener = Listener(_service(), broker, client_id)
+    heartbeat = listener_heartbeat(current_app.config.get("REDIS_URL"), client_id)  # for /metrics
+    listener = Listener(_service(), broker, client_id, heartbeat=heartbeat)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: listener.stop())
     listener.run()

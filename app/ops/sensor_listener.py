@@ -53,6 +53,7 @@ BATCH_MAX = 200
 BATCH_WINDOW_S = 0.03
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us: several batches
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps the session (and its readings) a week without us
+HEARTBEAT_EVERY_S = 10.0  # how often the listener says how it is (app.metrics reads it)
 
 
 PASSWORD_ENV = "YIZHAN_MQTT_PASSWORD"  # never on the command line, where `ps` shows it
@@ -140,7 +141,10 @@ class Listener:
     """Readings from the broker into ``Sensors.record_many``. ``run`` blocks until ``stop()``."""
 
     def __init__(self, ops, broker: str = DEFAULT_BROKER, client_id: str = DEFAULT_CLIENT_ID,
-                 batch_max: int = BATCH_MAX, batch_window_s: float = BATCH_WINDOW_S):
+                 batch_max: int = BATCH_MAX, batch_window_s: float = BATCH_WINDOW_S, heartbeat=None):
+        """``heartbeat``: called with ``state()`` every HEARTBEAT_EVERY_S and once when stopping
+        (app.metrics.listener_heartbeat keeps it in Redis for the /metrics scrape)."""
+        self._heartbeat = heartbeat
         self._sensors = Sensors(ops)
         self._broker = broker_address(broker)
         self._host, self._port = self._broker.host, self._broker.port
@@ -197,7 +201,8 @@ class Listener:
         self._client.connect_async(self._host, self._port, keepalive=KEEPALIVE_S, clean_start=False,
                                    properties=session)
         self._client.loop_start()  # its thread connects, and reconnects whenever the broker goes away
-        last = time.monotonic()
+        last = beat = time.monotonic()
+        self._beat()
         try:
             while not self._stopping.is_set():
                 batch = self._next_batch()
@@ -206,14 +211,32 @@ class Listener:
                 if time.monotonic() - last >= STATS_EVERY_S:
                     log.info("%s", self.stats.line())
                     last = time.monotonic()
+                if time.monotonic() - beat >= HEARTBEAT_EVERY_S:
+                    self._beat()
+                    beat = time.monotonic()
         finally:
             self._client.disconnect()
             self._client.loop_stop()
             self.connected.clear()
+            self._beat(stopped=True)
             log.info("stopped: %s", self.stats.line())
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def state(self, stopped: bool = False) -> dict:
+        """What the heartbeat carries: connected (subscribed) or not, and the running counts."""
+        return {"connected": self.connected.is_set() and not stopped, "stopped": stopped, "at": time.time(),
+                "applied": self.stats.applied, "duplicates": self.stats.duplicates,
+                "rejected": sum(self.stats.rejected.values()), "store_errors": self.stats.store_errors}
+
+    def _beat(self, stopped: bool = False) -> None:
+        if self._heartbeat is None:
+            return
+        try:
+            self._heartbeat(self.state(stopped))
+        except Exception as exc:  # Redis away: the readings matter more than the report on them
+            log.warning("heartbeat failed (%s)", type(exc).__name__)
 
     def _next_batch(self) -> list[_Message]:
         """The next message (waiting up to 0.5 s, so a stop is noticed) and whatever follows it

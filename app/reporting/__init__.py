@@ -36,11 +36,6 @@ HONEYPOT = "website"  # hidden from people; bots that fill every field fill it
 YEAR = 365 * 24 * 3600
 MB = 1024 * 1024
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # the organisation's wall clock, the same in both languages
-# Pages: no scripts, styles inline, images and form posts to this site only.
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'")
-# Photos: never run as anything, even when opened on their own.
-MEDIA_CSP = "default-src 'none'; sandbox"
 STATION_ID = "<int(max=9223372036854775807):station_id>"
 
 
@@ -83,11 +78,9 @@ def _page(template: str, status: int = 200, *, referrer: str = "same-origin", **
     response = make_response(html, status)
     response.headers["Cache-Control"] = "no-store"  # a CSRF token, or a tracking token in the URL
     response.headers["Vary"] = "Accept-Language"
-    response.headers["Content-Security-Policy"] = PAGE_CSP
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Robots-Tag"] = "noindex"
-    # The form keeps a same-origin Referer: Flask-WTF checks it on HTTPS posts.
+    # The form keeps a same-origin Referer (Flask-WTF checks it on HTTPS posts); tracking pages
+    # choose their own. The other security headers are app.security's.
     response.headers["Referrer-Policy"] = referrer
     return response
 
@@ -294,9 +287,7 @@ def media(sha256: str):
     response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable" if public else "private, no-cache"
     if not public:
         response.headers["Vary"] = "Cookie"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = MEDIA_CSP
-    return response
+    return response  # app.security's MEDIA policy: never run as anything, even opened on its own
 
 
 def init_app(app) -> None:

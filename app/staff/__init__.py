@@ -10,7 +10,6 @@ are only asked, and their errors (app.ops.errors) written as pages, in one handl
 """
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -49,12 +48,6 @@ MB = 1024 * 1024
 # A post-only endpoint -> the page its form is on.
 FORM_PAGES = {"staff.transition": "staff.work_order"}
 ID = "<int(max=9223372036854775807):{}>"
-# Scripts only with this page's nonce (the inspection's geolocation lines); styles inline;
-# images (uploaded photos) and form posts to this site only.
-# connect-src: the IOC page polls its JSON feed on this site.
-CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self'; "
-       "connect-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 # -- who, where, when ---------------------------------------------------------------------
@@ -125,7 +118,6 @@ def _page(template: str, status: int = 200, **context):
     lang = page_lang()
     who = _who()
     other = "en" if lang == "zh-CN" else "zh-CN"
-    nonce = secrets.token_urlsafe(16)
     # The same page in the other language (after a post: the page the form was on).
     endpoint = FORM_PAGES.get(request.endpoint, request.endpoint)
     switch = None
@@ -136,20 +128,15 @@ def _page(template: str, status: int = 200, **context):
                 and not k.startswith("_")} if request.method == "GET" else {}
         switch = url_for(endpoint, **path_values, **args, lang=other)
     html = render_template(
-        f"staff/{template}", lang=lang, t=TEXTS[lang], other=other, switch=switch, who=who, nonce=nonce,
+        f"staff/{template}", lang=lang, t=TEXTS[lang], other=other, switch=switch, who=who,
         role=ROLE_WORDS[who.role][lang] if who else "", link=_link,
         may_overview=who is not None and who.role in OVERVIEW_ROLES,
         may_assess=who is not None and who.role in ASSESSING_ROLES, **context)
     response = make_response(html, status)
     response.headers["Cache-Control"] = "no-store"  # personal data and CSRF tokens: never kept
     response.headers["Vary"] = "Accept-Language, Cookie"
-    response.headers["Content-Security-Policy"] = CSP.format(nonce=nonce)
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Robots-Tag"] = "noindex"
-    # Same-origin Referer kept: Flask-WTF checks it on HTTPS posts.
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
+    return response  # CSP (scripts from files only), no framing, Referer: app.security's STAFF policy
 
 
 def _message(status: int, message: str):
