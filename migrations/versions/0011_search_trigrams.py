@@ -3,9 +3,10 @@ rarest trigrams only; on SQLite, the active stations' keys by map cell.
 
 A text index (FTS5, pg_trgm's GIN) reads the whole list of every trigram a query names, and
 the search key's common trigrams are in most keys. ``search_trigram`` (per table, the keys
-holding each trigram; the row '' holds the number of keys) is filled by ``analyze_search``
-after imports, and here for what is stored: on SQLite from FTS5's own vocabulary
-(``*_fts_vocab``), on PostgreSQL from a sample.
+holding each trigram; the row '' holds the number of keys) and ``search_sample`` (a few
+thousand active stations' keys, by which a pattern's share is judged) are filled by
+``analyze_search`` after imports, and here for what is stored: the counts on SQLite from FTS5's
+own vocabulary (``*_fts_vocab``), on PostgreSQL from a sample.
 
 ``station_search`` (SQLite): each active station's point and key (after a space), clustered by
 a 0.01° map cell (``WITHOUT ROWID``, primary key (cell, id)), kept in step by triggers. A
@@ -57,6 +58,8 @@ def upgrade():
         sa.Column("trigram", sa.Text(), primary_key=True),
         sa.Column("docs", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
     )
+    # Active stations' keys at random: how common a pattern is, judged by the share holding it.
+    op.create_table("search_sample", sa.Column("search_key", sa.Text(), nullable=False))
     if conn.dialect.name != "postgresql":
         for table in ("station", "place"):
             op.execute(f"CREATE VIRTUAL TABLE {table}_fts_vocab USING fts5vocab({table}_fts, row)")
@@ -75,4 +78,5 @@ def downgrade():
         op.execute("DROP TABLE station_search")
         for table in ("station", "place"):
             op.execute(f"DROP TABLE {table}_fts_vocab")
+    op.drop_table("search_sample")
     op.drop_table("search_trigram")
