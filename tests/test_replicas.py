@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 import threading
 import uuid
 from contextlib import contextmanager
@@ -237,6 +238,30 @@ def test_a_standby_behind_the_limit_is_skipped_until_it_catches_up(pair_app, rou
         assert "暂停时的站 PAUSED" in nearest_ids(client)
     wait_until(lambda: read_on(router)[0] == STANDBY_PORT, "reads return to the standby once it caught up")
     assert "暂停时的站 PAUSED" in nearest_ids(client)
+
+
+def test_readiness_and_metrics_show_the_standby_and_its_lag(pair_app, router):
+    # The router's view reaches /readyz and /metrics (from loopback); a standby behind the limit
+    # is shown unhealthy there, and the app stays ready (reads go to the primary).
+    client = pair_app.test_client()
+    router.check_now()
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["replicas"][0]["name"] == "replica 1"
+    assert ready["replicas"][0]["healthy"] is True and ready["replicas"][0]["up"] is True
+    router.max_lag_s = 1
+    with replay_paused():
+        add_station(pair_app, "paused-for-readyz", "暂停时的站 READYZ")
+
+        def behind() -> bool:
+            router.check_now()
+            return router.status()[0]["healthy"] is False
+
+        wait_until(behind, "the standby is shown behind the limit")
+        time.sleep(1.1)  # /readyz reuses its answer for a second
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.get_json()["replicas"][0]["healthy"] is False
+        scraped = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_data(as_text=True)
+        assert 'yizhan_replica_healthy{replica="replica 1"} 0.0' in scraped
 
 
 def test_the_standby_stopped_mid_load_costs_no_answer(pair_app, router):
