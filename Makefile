@@ -8,15 +8,19 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search clean
+.PHONY: setup python browser tools nginx db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
-setup: python db demo browser tools
+setup: python db demo browser tools nginx
 	@PY=$(PY) scripts/ensure-postgis.sh >/dev/null
 
 ## tools: wrk, the HTTP load generator of bench-throughput
 tools:
 	@scripts/ensure-wrk.sh
+
+## nginx: Debian's nginx, which the deployment tests put in front of gunicorn (deploy/nginx/yizhan.conf)
+nginx:
+	@scripts/ensure-nginx.sh
 
 ## browser: Debian's Chromium and CJK fonts for the browser tests
 browser:
@@ -60,7 +64,7 @@ run: python db demo
 	    --logger-class app.logs.AccessLogger wsgi:app
 
 ## test: the whole suite, on both stores (SQLite and PostGIS), and the page in Chromium
-test: python browser
+test: python browser nginx
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 

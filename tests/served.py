@@ -61,9 +61,10 @@ def get(port: int, path: str, headers: dict | None = None, host: str = "127.0.0.
 @contextlib.contextmanager
 def gunicorn(env: dict, log_path: str):
     """gunicorn -c deploy/gunicorn.conf.py wsgi:app on a free loopback port, 2 workers, in its own
-    process group; yields (port, process). Stopped, group and all, on the way out."""
+    process group (``env`` may set WEB_CONCURRENCY); yields (port, process). Stopped, group and all,
+    on the way out."""
     port = free_port()
-    env = {**os.environ, **env, "YIZHAN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
+    env = {**os.environ, "WEB_CONCURRENCY": "2", **env, "YIZHAN_BIND": f"127.0.0.1:{port}"}
     log = open(log_path, "w")
     server = subprocess.Popen([os.path.join(VENV_BIN, "gunicorn"), "--config", GUNICORN_CONF, "wsgi:app"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
