@@ -196,16 +196,26 @@ def _pg_restore(url, dump: Path) -> None:
 
 
 def _require_empty_postgres(url) -> None:
+    """Nothing of ours may be there (tables, views, sequences, functions): only what extensions
+    brought (PostGIS's spatial_ref_sys, its functions), which the dump re-creates IF NOT EXISTS."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            tables = conn.execute(text(
-                "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-                " AND tablename <> 'spatial_ref_sys'")).scalar()
+            found = conn.execute(text("""
+                SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+                          AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+                          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                                          AND d.objid = c.oid AND d.deptype = 'e'))
+                     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+                          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                          AND d.objid = p.oid AND d.deptype = 'e'))""")).scalar()
     finally:
         engine.dispose()
-    if tables:
-        raise BackupError(f"the database {url.database} is not empty ({tables} tables): restore into a new one")
+    if found:
+        raise BackupError(f"the database {url.database} is not empty ({found} tables, sequences or functions): "
+                          "restore into a new one")
 
 
 def _describe(path: Path) -> dict:

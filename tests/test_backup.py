@@ -11,6 +11,7 @@ import tarfile
 import threading
 
 import pytest
+from sqlalchemy import create_engine, make_url
 
 from app import backup, create_app
 from app.ops.service import ReportInput
@@ -26,6 +27,22 @@ def _database(apps, backend: str, name: str) -> str:
     if backend == "postgis":
         return own_postgis_database(apps, name)
     return f"sqlite:///{tmpdir(name)}/yizhan.sqlite3"
+
+
+def _new_database(apps, backend: str, name: str) -> str:
+    """A database that has never held anything: what an operator restores into."""
+    if backend != "postgis":
+        return _database(apps, backend, name)
+    base = make_url(apps["postgis"].config["SQLALCHEMY_DATABASE_URI"])
+    url = base.set(database=f"{base.database}_{name}")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:  # a database name cannot be bound
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+    finally:
+        admin.dispose()
+    return url.render_as_string(hide_password=False)
 
 
 def _flask(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -83,7 +100,7 @@ def test_restore_drill(apps, backend):
     assert manifest["photos"] == 1 and manifest["alembic_revision"]
     assert manifest["store"] == ("postgresql" if backend == "postgis" else "sqlite")
 
-    target_url, target_uploads = _database(apps, backend, "backup_restored"), tmpdir("restored-uploads")
+    target_url, target_uploads = _new_database(apps, backend, "backup_restored"), tmpdir("restored-uploads")
     restored = _flask({"DATABASE_URL": target_url, "YIZHAN_UPLOAD_DIR": target_uploads}, "backup", "restore",
                       directory)
     assert restored.returncode == 0, restored.stderr
@@ -118,12 +135,15 @@ def test_restore_refuses_a_damaged_backup_and_a_database_in_use(tmp_path):
     assert not os.path.exists(tmp_path / "b.sqlite3")
 
 
-def test_only_finished_photos_are_backed_up(tmp_path):
-    """A photo a request is still writing (a .upload-*.tmp file) is not a photo yet."""
-    url, uploads = f"sqlite:///{tmp_path}/a.sqlite3", tmp_path / "uploads"
-    dispose(migrated_with_world(url, str(uploads)))
-    (uploads / "ab").mkdir(parents=True)
-    (uploads / "ab" / ".upload-x.tmp").write_bytes(b"half a photo")
-    made = backup.create(url, str(uploads), str(tmp_path / "backups"))
-    with tarfile.open(made / "uploads.tar") as tar:
-        assert tar.getnames() == []
+def test_restore_refuses_a_postgres_database_with_anything_of_ours(apps, tmp_path):
+    """A database without tables but with a function of ours left behind is not a new one."""
+    url = own_postgis_database(apps, "backup_leftovers")
+    dispose(migrated_with_world(url, str(tmp_path / "u")))
+    made = backup.create(url, str(tmp_path / "u"), str(tmp_path / "backups"))
+    target = _new_database(apps, "postgis", "backup_function_left")
+    engine = create_engine(target)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE FUNCTION left_behind() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    engine.dispose()
+    with pytest.raises(backup.BackupError, match=r"not empty \(1 tables"):
+        backup.restore(str(made), target, str(tmp_path / "restored"))
