@@ -1,4 +1,5 @@
-"""gunicorn settings for Yizhan: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` (yizhan-web.service).
+"""gunicorn settings for Yizhan: ``gunicorn -c /opt/yizhan/current/deploy/gunicorn.conf.py wsgi:app``
+(yizhan-web.service).
 
 Chosen by measurement (README, Performance, "Throughput"; `make bench-throughput`, 1M stations,
 2 cores): sync workers served nearest-10 at 1,205 req/s on PostGIS and 1,210 on SQLite with
@@ -56,6 +57,12 @@ loglevel = "info"
 forwarded_allow_ips = "127.0.0.1,::1"
 
 proc_name = "yizhan-web"
+
+# The release directory, as this file was named: /opt/yizhan/current/deploy/gunicorn.conf.py gives
+# /opt/yizhan/current, a symlink (abspath does not resolve it). gunicorn changes into it again and
+# puts it on sys.path at every SIGHUP, so after `current` is pointed at a new release, a reload
+# starts the new workers in it.
+chdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def post_fork(server, worker):

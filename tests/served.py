@@ -20,7 +20,6 @@ from tests.helpers import station
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.dirname(sys.executable)
-GUNICORN_CONF = os.path.join(ROOT, "deploy", "gunicorn.conf.py")
 NEAREST = "/api/v1/stations/nearest?lat=27.8300&lng=113.1500&limit=3"
 # A handful of stations around central Zhuzhou, the demo city.
 WORLD = [station(f"d{i}", 27.83 + i * 0.002, 113.15 - i * 0.0015, kind) for i, kind in
@@ -47,9 +46,9 @@ def dispose(app) -> None:
         db.engine.dispose()
 
 
-def get(port: int, path: str, headers: dict | None = None, host: str = "127.0.0.1"):
+def get(port: int, path: str, headers: dict | None = None, host: str = "127.0.0.1", timeout: float = 10):
     """One request on a fresh connection: (status, headers, body)."""
-    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
@@ -59,15 +58,16 @@ def get(port: int, path: str, headers: dict | None = None, host: str = "127.0.0.
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, log_path: str):
-    """gunicorn -c deploy/gunicorn.conf.py wsgi:app on a free loopback port, 2 workers, in its own
-    process group (``env`` may set WEB_CONCURRENCY); yields (port, process). Stopped, group and all,
-    on the way out."""
+def gunicorn(env: dict, log_path: str, release: str = ROOT):
+    """gunicorn -c <release>/deploy/gunicorn.conf.py wsgi:app (as yizhan-web.service runs it) on a
+    free loopback port, 2 workers, in its own process group (``env`` may set WEB_CONCURRENCY);
+    yields (port, process). Stopped, group and all, on the way out."""
     port = free_port()
     env = {**os.environ, "WEB_CONCURRENCY": "2", **env, "YIZHAN_BIND": f"127.0.0.1:{port}"}
     log = open(log_path, "w")
-    server = subprocess.Popen([os.path.join(VENV_BIN, "gunicorn"), "--config", GUNICORN_CONF, "wsgi:app"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    conf = os.path.join(release, "deploy", "gunicorn.conf.py")
+    server = subprocess.Popen([os.path.join(VENV_BIN, "gunicorn"), "--config", conf, "wsgi:app"],
+                              cwd=release, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -8,6 +8,7 @@ import glob
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,7 +23,7 @@ from tests.served import (NEAREST, ROOT, VENV_BIN, dispose, get, gunicorn, migra
 UNITS = sorted(glob.glob(os.path.join(ROOT, "deploy", "systemd", "*")))
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 ENV_FILE = os.path.join(ROOT, "deploy", "yizhan.env")
-INSTALLED_ROOT, INSTALLED_ENV = "/opt/yizhan", "/etc/yizhan/yizhan.env"
+INSTALLED_ROOT, INSTALLED_ENV = "/opt/yizhan/current", "/etc/yizhan/yizhan.env"  # current: a symlink
 # Every service runs as its own user, can write nothing but its state directory, gains no privilege.
 HARDENING = {"User": "yizhan", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
              "PrivateTmp": "yes", "PrivateDevices": "yes", "CapabilityBoundingSet": ""}
@@ -87,7 +88,7 @@ def _exec_start(path: str) -> list[str]:
     command = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: env[m.group(1)], command)
     argv = shlex.split(command)
     assert argv[0].startswith(INSTALLED_ROOT + "/.venv/bin/"), path
-    return [os.path.join(VENV_BIN, os.path.basename(argv[0])), *argv[1:]]
+    return [os.path.join(VENV_BIN, os.path.basename(argv[0])), *(a.replace(INSTALLED_ROOT, ROOT) for a in argv[1:])]
 
 
 def test_every_exec_start_is_a_real_command(tmp_path):
@@ -126,38 +127,82 @@ def test_env_file_documents_every_setting():
     assert read - set(_env_file()) == set()
 
 
-def test_gunicorn_reload_drops_no_request(apps):
-    """Two SIGHUPs under a steady stream of requests (a new connection each, as nginx opens them):
-    every request answered 200, and each reload really replaced the workers."""
+RELEASE_ROUTE = """
+
+@app.get("/__release")
+def _release():
+    import sys
+
+    return getattr(sys.modules["app"], "RELEASE", "1")
+"""
+
+
+def _release(releases: str, name: str, version: str | None) -> str:
+    """A copy of this checkout as /opt/yizhan/releases/<name> would hold it, with a route saying
+    which `app` package the answering worker imported (``RELEASE`` in app/__init__.py: a module
+    the gunicorn master imports too, so a stale one would show)."""
+    path = os.path.join(releases, name)
+    for part in ("app", "static", "migrations", "deploy"):
+        shutil.copytree(os.path.join(ROOT, part), os.path.join(path, part),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    with open(os.path.join(path, "wsgi.py"), "w") as f:
+        f.write(open(os.path.join(ROOT, "wsgi.py")).read() + RELEASE_ROUTE)
+    if version:
+        with open(os.path.join(path, "app", "__init__.py"), "a") as f:
+            f.write(f"\nRELEASE = {version!r}\n")
+    return path
+
+
+def _point(link: str, target: str) -> None:
+    """Point the `current` symlink at ``target`` atomically (a new link renamed over the old)."""
+    os.symlink(target, link + ".new")
+    os.replace(link + ".new", link)
+
+
+def test_gunicorn_reload_serves_the_new_release_and_drops_no_request(apps):
+    """`current` is switched to a new release and gunicorn gets SIGHUP, twice, under a steady
+    stream of requests (a new connection each, as nginx opens them): every request is answered
+    200, each reload replaces the workers, and after the first one the answers come from the new
+    release's code."""
     url = own_postgis_database(apps, "reload")
-    world = migrated_with_world(url, tmpdir("reload-uploads"))
-    dispose(world)
+    dispose(migrated_with_world(url, tmpdir("reload-uploads")))
+    releases = tmpdir("releases")
+    current = os.path.join(releases, "current")
+    _point(current, _release(releases, "r1", None))
+    new = _release(releases, "r2", "2")
     outcomes: list[object] = []
     stop = threading.Event()
 
     def fire(port):
         while not stop.is_set():
             try:
-                outcomes.append(get(port, NEAREST)[0])
+                # A request may wait in the listen queue while the new workers import the release
+                # (gunicorn stops the old ones as it starts the new): late, but not dropped.
+                outcomes.append(get(port, NEAREST, timeout=120)[0])
             except OSError as exc:  # a refused or reset connection: a dropped request
                 outcomes.append(exc)
 
+    def reload(server):
+        before, answered = workers_of(server.pid), len(outcomes)
+        server.send_signal(signal.SIGHUP)
+        # Wait (bounded) until none of the old workers is left and requests went on after.
+        deadline = time.monotonic() + 60
+        while (workers_of(server.pid) & before or len(outcomes) < answered + 50) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not workers_of(server.pid) & before, "the old workers were not replaced"
+        assert len(workers_of(server.pid)) == 2
+
     log = os.path.join(tmpdir("reload"), "gunicorn.log")
-    with gunicorn({"DATABASE_URL": url}, log) as (port, server):
+    with gunicorn({"DATABASE_URL": url}, log, release=current) as (port, server):
+        assert {get(port, "/__release")[2] for _ in range(6)} == {b"1"}
         threads = [threading.Thread(target=fire, args=(port,)) for _ in range(3)]
         for t in threads:
             t.start()
         try:
-            for _ in range(2):
-                before, answered = workers_of(server.pid), len(outcomes)
-                server.send_signal(signal.SIGHUP)
-                # Wait (bounded) until none of the old workers is left and requests went on after.
-                deadline = time.monotonic() + 60
-                while (workers_of(server.pid) & before or len(outcomes) < answered + 50) \
-                        and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert not workers_of(server.pid) & before, "the old workers were not replaced"
-                assert len(workers_of(server.pid)) == 2
+            _point(current, new)
+            reload(server)
+            assert {get(port, "/__release")[2] for _ in range(6)} == {b"2"}
+            reload(server)
         finally:
             stop.set()
             for t in threads:
