@@ -59,7 +59,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
 
 
 def test_services_share_the_env_file_and_are_hardened():
-    assert len(SERVICES) == 5
+    assert len(SERVICES) == 6
     for path in SERVICES:
         service = _unit(path)["Service"]
         assert service["EnvironmentFile"] == INSTALLED_ENV, path
