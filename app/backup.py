@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import subprocess
 import tarfile
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -189,10 +190,31 @@ def _pg_dump(url, target: Path) -> None:
           "--file", str(target), "--dbname", uri], env)
 
 
+_TOC_ENTRY = re.compile(r"^\d+; \d+ \d+ (TABLE DATA|TABLE|COMMENT) (\S+) (\S+)")
+
+
+def _restorable(listing: str) -> str:
+    """The dump's table of contents without what belongs to extensions, which the app's role may
+    not write and which the database's own CREATE EXTENSION has already put there: comments on
+    extensions, and rows of an extension's configuration tables (PostGIS's spatial_ref_sys: its
+    data is in the dump with no TABLE entry of its own, the table being the extension's; Yizhan
+    adds no rows to it)."""
+    entries = [(_TOC_ENTRY.match(line), line) for line in listing.splitlines(keepends=True)]
+    tables = {(m.group(2), m.group(3)) for m, _ in entries if m and m.group(1) == "TABLE"}
+    return "".join(line for m, line in entries if not m or not (
+        (m.group(1) == "COMMENT" and m.group(2) == "-" and m.group(3) == "EXTENSION")
+        or (m.group(1) == "TABLE DATA" and (m.group(2), m.group(3)) not in tables)))
+
+
 def _pg_restore(url, dump: Path) -> None:
     uri, env = _libpq(url)
-    _run([_program("pg_restore", _server_major(url)), "--no-owner", "--no-privileges", "--exit-on-error",
-          "--single-transaction", "--dbname", uri, str(dump)], env)
+    program = _program("pg_restore", _server_major(url))
+    listing = subprocess.run([program, "--list", str(dump)], capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as kept:
+        kept.write(_restorable(listing))
+        kept.flush()
+        _run([program, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+              "--use-list", kept.name, "--dbname", uri, str(dump)], env)
 
 
 def _require_empty_postgres(url) -> None:

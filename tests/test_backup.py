@@ -11,7 +11,7 @@ import tarfile
 import threading
 
 import pytest
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine, make_url, text
 
 from app import backup, create_app
 from app.ops.service import ReportInput
@@ -30,18 +30,28 @@ def _database(apps, backend: str, name: str) -> str:
 
 
 def _new_database(apps, backend: str, name: str) -> str:
-    """A database that has never held anything: what an operator restores into."""
+    """What an operator restores into (README, "Backups and the restore drill"): a database that
+    has never held anything, owned by an ordinary role (the app's), with the extensions created by
+    the superuser. The URL connects as that role."""
     if backend != "postgis":
         return _database(apps, backend, name)
     base = make_url(apps["postgis"].config["SQLALCHEMY_DATABASE_URI"])
-    url = base.set(database=f"{base.database}_{name}")
+    url = base.set(database=f"{base.database}_{name}", username=f"{base.database}_owner", password=None)
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:  # a database name cannot be bound
+        with admin.connect() as conn:  # names cannot be bound
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+            if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": url.username}).first() is None:
+                conn.exec_driver_sql(f'CREATE ROLE "{url.username}" LOGIN')
+            conn.exec_driver_sql(f'CREATE DATABASE "{url.database}" OWNER "{url.username}"')
     finally:
         admin.dispose()
+    superuser = create_engine(base.set(database=url.database), isolation_level="AUTOCOMMIT")
+    try:
+        with superuser.connect() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION postgis; CREATE EXTENSION pg_trgm")
+    finally:
+        superuser.dispose()
     return url.render_as_string(hide_password=False)
 
 
