@@ -75,7 +75,6 @@ def _answers(client, headers, work_order_id, photo_url):
 def test_restore_drill(apps, backend):
     source_url, uploads = _database(apps, backend, "backup_source"), tmpdir("backup-uploads")
     app = migrated_with_world(source_url, uploads)
-    app.config["SECRET_KEY"] = SECRET
     ops = app.extensions["yizhan_ops"]
     ops.accounts.create_user(ADMIN, "correct horse battery", "admin", None)
     headers = {"Authorization": f"Bearer {ops.accounts.create_token(ADMIN)}"}
