@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.ops.photos import PhotoStore
 
@@ -50,24 +51,37 @@ def create(database_url: str, upload_dir: str, parent: str, now: datetime | None
         target.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
         raise BackupError(f"{target} already exists") from None
-    url = make_url(database_url)
+    try:
+        _fill(target, make_url(database_url), upload_dir, now)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # never leave a backup without its manifest
+        raise
+    return target
+
+
+def _fill(target: Path, url, upload_dir: str, now: datetime) -> None:
     store = _store(url)
     revision = _revision(url)
     if store == "postgresql":
         _pg_dump(url, target / DUMPS[store])
     else:
         _sqlite_copy(url.database, target / DUMPS[store])
-    photos = PhotoStore(upload_dir).stored()
+    if _revision(url) != revision:
+        raise BackupError("a migration ran during the backup; run it again")
+    photos = 0
     with tarfile.open(target / UPLOADS, "w") as tar:
-        for relative in photos:
-            tar.add(Path(upload_dir) / relative, arcname=str(relative), recursive=False)
+        for relative in PhotoStore(upload_dir).stored():
+            try:
+                tar.add(Path(upload_dir) / relative, arcname=str(relative), recursive=False)
+            except FileNotFoundError:  # a failed request's photo, removed again: nothing refers to it
+                continue
+            photos += 1
     manifest = {
         "format": FORMAT, "created_at": now.isoformat(), "store": store, "alembic_revision": revision,
-        "photos": len(photos),
+        "photos": photos,
         "files": {name: _describe(target / name) for name in (DUMPS[store], UPLOADS)},
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return target
 
 
 def verify(backup: str) -> dict:
@@ -125,11 +139,17 @@ def _store(url) -> str:
     return name
 
 
-def _revision(url) -> str | None:
+def _revision(url) -> str:
+    """The schema's Alembic revision (a database without one is not Yizhan's, or not migrated)."""
+    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+        raise BackupError(f"no SQLite database at {url.database}")
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    except SQLAlchemyError as exc:
+        raise BackupError(f"cannot read the schema's revision from {url.database}: "
+                          f"{type(exc).__name__} (run `flask db upgrade` first?)") from None
     finally:
         engine.dispose()
 

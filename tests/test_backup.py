@@ -156,3 +156,27 @@ def test_restore_refuses_a_postgres_database_with_anything_of_ours(apps, tmp_pat
     engine.dispose()
     with pytest.raises(backup.BackupError, match=r"not empty \(1 tables"):
         backup.restore(str(made), target, str(tmp_path / "restored"))
+
+
+def test_a_failed_backup_leaves_no_directory(tmp_path):
+    """A database that is not migrated (no schema revision): refused, and no half backup left."""
+    url = f"sqlite:///{tmp_path}/empty.sqlite3"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE unrelated (x int)")
+    engine.dispose()
+    with pytest.raises(backup.BackupError, match="revision"):
+        backup.create(url, str(tmp_path / "uploads"), str(tmp_path / "backups"))
+    assert list((tmp_path / "backups").iterdir()) == []
+
+
+def test_only_finished_photos_are_backed_up(tmp_path):
+    """A photo a request is still writing (a .upload-*.tmp file) is not a photo yet."""
+    url, uploads = f"sqlite:///{tmp_path}/a.sqlite3", tmp_path / "uploads"
+    dispose(migrated_with_world(url, str(uploads)))
+    (uploads / "ab").mkdir(parents=True)
+    (uploads / "ab" / ".upload-x.tmp").write_bytes(b"half a photo")
+    made = backup.create(url, str(uploads), str(tmp_path / "backups"))
+    with tarfile.open(made / "uploads.tar") as tar:
+        assert tar.getnames() == []
+    assert backup.verify(str(made))["photos"] == 0
