@@ -152,6 +152,12 @@ def test_json_travels_gzipped_and_answers_as_gunicorn_does(site):
     assert direct["results"] and proxied["results"] == direct["results"]
 
 
+def test_metrics_are_not_served_to_the_internet(site):
+    """Whatever the app does with /metrics (it is for the monitoring host), nginx never passes it on."""
+    status, _, body, _ = _curl(site["https"] + "/metrics")
+    assert status == 404 and b"nginx" in body
+
+
 def test_a_body_larger_than_the_app_takes_gets_413_from_nginx(site):
     """client_max_body_size equals the app's MAX_CONTENT_LENGTH (31 MB): one byte more is refused
     from the Content-Length alone, before a worker sees it."""
