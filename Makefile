@@ -8,10 +8,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools pgbouncer db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search clean
+.PHONY: setup python browser tools pgbouncer nginx db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
-setup: python db demo browser tools pgbouncer
+setup: python db demo browser tools pgbouncer nginx
 	@PY=$(PY) scripts/ensure-postgis.sh >/dev/null
 
 ## tools: wrk, the HTTP load generator of bench-throughput
@@ -21,6 +21,10 @@ tools:
 ## pgbouncer: the connection pooler the tests run in front of PostgreSQL (deploy/pgbouncer.ini)
 pgbouncer:
 	@scripts/ensure-pgbouncer.sh
+
+## nginx: Debian's nginx, which the deployment tests put in front of gunicorn (deploy/nginx/yizhan.conf)
+nginx:
+	@scripts/ensure-nginx.sh
 
 ## browser: Debian's Chromium and CJK fonts for the browser tests
 browser:
@@ -64,7 +68,7 @@ run: python db demo
 	    --logger-class app.logs.AccessLogger wsgi:app
 
 ## test: the whole suite, on both stores (SQLite and PostGIS), and the page in Chromium
-test: python browser pgbouncer
+test: python browser pgbouncer nginx
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 

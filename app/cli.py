@@ -1,4 +1,4 @@
-"""``flask --app wsgi stations …`` commands."""
+"""``flask --app wsgi stations …``, ``network …`` and ``backup …`` commands."""
 from __future__ import annotations
 
 import sys
@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app import backup
 from app.geo.coordsys import COORDSYS
 from app.network import service
 from app.network.modes import DEFAULT_MINUTES, DEFAULT_MODE, MAX_MINUTES, MIN_MINUTES, MODE_NAMES
@@ -127,10 +128,48 @@ def service_areas(minutes, mode):
          f"{run.dropped:,} dropped for inactive stations.")
 
 
+backup_cli = AppGroup("backup", help="Back up the database and photos; restore them into an empty database.")
+
+
+@backup_cli.command("create")
+@click.argument("parent", type=click.Path(file_okay=False))
+def create_backup(parent):
+    """Back up DATABASE_URL (pg_dump, or SQLite's online backup) and YIZHAN_UPLOAD_DIR into a new
+    dated directory under PARENT, with a manifest; safe while the service runs. Prints the directory."""
+
+    try:
+        made = backup.create(current_app.config["SQLALCHEMY_DATABASE_URI"], current_app.config["YIZHAN_UPLOAD_DIR"],
+                             parent)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    manifest = backup.verify(str(made))
+    _say(f"Backed up {manifest['store']} at revision {manifest['alembic_revision']} and "
+         f"{manifest['photos']:,} photo(s): " + ", ".join(f"{name} {f['bytes']:,} bytes"
+                                                          for name, f in manifest["files"].items()))
+    click.echo(made)
+
+
+@backup_cli.command("restore")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def restore_backup(directory):
+    """Restore a backup DIRECTORY into DATABASE_URL, which must be an empty database (a new one,
+    not the damaged one), and into YIZHAN_UPLOAD_DIR, which must be empty. Checks the manifest's
+    sums first."""
+
+    try:
+        manifest = backup.restore(directory, current_app.config["SQLALCHEMY_DATABASE_URI"],
+                                  current_app.config["YIZHAN_UPLOAD_DIR"])
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    _say(f"Restored the {manifest['store']} backup of {manifest['created_at']} (revision "
+         f"{manifest['alembic_revision']}) and {manifest['photos']:,} photo(s).")
+
+
 def init_app(app) -> None:
     from app.ops import cli as ops_cli
 
     ops_cli.add_station_commands(stations_cli)
     app.cli.add_command(stations_cli)
     app.cli.add_command(network_cli)
+    app.cli.add_command(backup_cli)
     ops_cli.register(app)

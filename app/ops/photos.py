@@ -139,6 +139,16 @@ class PhotoStore:
                 return path, mime
         return None
 
+    def stored(self) -> list[Path]:
+        """Every stored photo, relative to the directory (a backup's list): finished files only,
+        never the temporary ``.upload-*`` file a request is still writing."""
+        if not self.directory.is_dir():
+            return []
+        extensions = {ext for _, ext, _ in OUTPUTS.values()}
+        return sorted(path.relative_to(self.directory) for path in self.directory.glob("??/*.*")
+                      if path.is_file() and path.suffix[1:] in extensions and _SHA256.fullmatch(path.stem)
+                      and path.parent.name == path.stem[:2])
+
     def _write(self, item: _Encoded) -> Photo:
         sha256 = hashlib.sha256(item.data).hexdigest()
         path = self._path(sha256, item.mime)
