@@ -65,7 +65,11 @@ bp = Blueprint("metrics", __name__)
 
 
 def child_exit(server, worker) -> None:
-    """gunicorn's ``child_exit`` hook: a dead worker's live gauges stop counting."""
+    """gunicorn's ``child_exit`` hook: a dead worker's live gauges stop counting. Nothing to do
+    outside multi-process mode (no PROMETHEUS_MULTIPROC_DIR): the library would raise there, and
+    an exception in this hook stops gunicorn's master."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

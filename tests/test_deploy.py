@@ -108,9 +108,9 @@ def test_every_exec_start_is_a_real_command(tmp_path):
 
 
 def _settings_the_app_reads() -> set[str]:
-    """Environment variables named in app/: read with os.environ.get, the config helpers
-    (_seconds, _whole, _speed), a travel mode's speed_env, or a *_ENV constant."""
-    pattern = re.compile(r'(?:environ\.get|_seconds|_whole|_speed)\(\s*"([A-Z][A-Z0-9_]+)"'
+    """Environment variables named in app/: read with os.environ.get (not a WSGI request's environ),
+    the config helpers (_seconds, _whole, _speed), a travel mode's speed_env, or a *_ENV constant."""
+    pattern = re.compile(r'(?:os\.environ\.get|_seconds|_whole|_speed)\(\s*"([A-Z][A-Z0-9_]+)"'
                          r'|Mode\([^)]*?"([A-Z][A-Z0-9_]+_KMH)"'
                          r'|_ENV\s*=\s*"([A-Z][A-Z0-9_]+)"')
     names = set()
