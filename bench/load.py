@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__))  # bench/isochrone.py imports its neighbours by bare name
 
 import numpy as np  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402

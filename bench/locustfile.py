@@ -2,7 +2,10 @@
 
 Each user is one phone: its own address (X-Forwarded-For, which the app trusts with
 YIZHAN_PROXY_HOPS=1, as behind nginx), its own cookies (so its own rating device, and the
-"just wrote" cookie that sends its next reads to the primary), asking at a constant rate.
+"just wrote" cookie that sends its next reads to the primary), asking at random moments at a
+set mean rate: independent phones, so arrivals are a Poisson stream. (A constant pace per user
+would lock the users in step, every one of them asking in the same instant each period: bursts
+of a whole second's requests at once, which no crowd of phones makes.)
 The mix, by task weight: 80 % nearest, 10 % map area (bbox), 5 % service circle, 3 % problem
 report (Open311, the path a client application posts to, with its api_key), 2 % rating.
 
@@ -15,7 +18,8 @@ import json
 import os
 import random
 
-from locust import FastHttpUser, constant_throughput, task
+import gevent
+from locust import FastHttpUser, task
 
 with open(os.environ["YIZHAN_LOAD_SPEC"]) as _fh:
     SPEC = json.load(_fh)
@@ -26,11 +30,18 @@ CATEGORIES = ("dirty", "no_paper", "no_water", "facility_broken")
 RATING_TAGS = ("clean", "smelly", "no_paper")
 
 
+RATE = SPEC["rate_per_user"]
+
+
 class Phone(FastHttpUser):
-    wait_time = constant_throughput(SPEC["rate_per_user"])
+    def wait_time(self):
+        # Exponential gaps after each answer: the answer's own time (milliseconds against gaps of
+        # seconds) lowers the rate a little; the achieved rate is what the summary reports.
+        return self.rng.expovariate(RATE)
 
     def on_start(self):
         self.rng = random.Random()
+        gevent.sleep(self.rng.expovariate(RATE))  # users started together do not ask together
         # 10.0.0.0/8: 16 M addresses, so the per-address limits count each phone, as in production.
         self.headers = {"X-Forwarded-For": f"10.{self.rng.randrange(256)}.{self.rng.randrange(256)}."
                                            f"{self.rng.randrange(1, 255)}",
