@@ -70,9 +70,10 @@ P95_LIMIT_MS = 100
 MIN_ACHIEVED = 0.95  # of the target rate: below it the stack (or the generator) did not keep up
 RAMP_S = 2  # every user started within this; statistics are reset after it
 STEP_OVERHEAD_S = 8  # locust start-up, ramp and stop beyond --step-seconds, for the time budget
-DEFAULT_RATES = "10,20,30,50,75,100,150,200,250,300,400,500,600,800,1000,1250,1600"
+DEFAULT_RATES = "10,20,30,50,75,100,125,150,200,250,300,400,500,600,800,1000,1250,1600"
 OPEN311_KEYS = 100  # a client application's key allows 60 reports a minute; the reports spread over these
 ORG = "bench-city"
+BUSY = 0.25  # load average per CPU before the run above which it warns that the machine is shared
 
 
 def pool_size() -> int:
@@ -179,6 +180,7 @@ def run_step(port: int, rate: int, args, spec_path: str, label: str) -> dict:
         "locust_cpu_cores": round((cpu_after.ru_utime + cpu_after.ru_stime
                                    - cpu_before.ru_utime - cpu_before.ru_stime) / wall, 2),
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "wall_s": round(wall, 1),
     }
     reasons = []
     if failed:
@@ -258,6 +260,9 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.makedirs(STEP_OUT, exist_ok=True)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
+    if load_at_start[0] > BUSY * (os.cpu_count() or 1):
+        log(f"WARNING: load average {load_at_start[0]} on {os.cpu_count()} CPUs before the run: something else is "
+            "busy here, and the figures will be this machine's share, not its capacity")
 
     ensure_pair()
     name, spec = build_city(pg_base, args)
@@ -308,7 +313,8 @@ def main():
             print(f"  {s['target_req_per_s']:>5} -> {s['achieved_req_per_s']:>7.1f} req/s  p50/p95/p99 "
                   f"{s['p50_ms']:.0f}/{s['p95_ms']:.0f}/{s['p99_ms']:.0f} ms  errors {s['errors']}  "
                   f"{'pass' if s['passed'] else 'fail: ' + s['why_not']}")
-    print(f"\nwritten to {os.path.join(OUT, 'load.json')}")
+    print(f"\nload average before / after: {load_at_start[0]} / {results['load_average_at_end'][0]} "
+          f"on {os.cpu_count()} CPUs; written to {os.path.join(OUT, 'load.json')}")
 
 
 if __name__ == "__main__":
