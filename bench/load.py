@@ -12,7 +12,8 @@ and Open311 api keys for the reports.
 Step search, per configuration ("replica": DATABASE_REPLICA_URLS set; "primary_only": empty):
 each step runs locust for --step-seconds at a target rate (users x a constant rate per user,
 --rate-per-user; statistics reset once every user has started). A step passes when p95 < 100 ms,
-no request failed, and the achieved rate is at least 95 % of the target. The search starts at
+no request failed, and the achieved rate is at least 95 % of the target (on short steps, the target
+less three standard deviations of the random arrivals' count, if that is lower). The search starts at
 --start-rate: up the --rates list while steps pass, stopping at the first that fails; or, when
 the first step fails, down the list until one passes. The second configuration starts two steps
 below the first one's best, so the low steps are not run twice. The whole
@@ -67,7 +68,8 @@ LOCUST = os.path.join(ROOT, ".venv", "bin", "locust")
 LOCUSTFILE = os.path.join(ROOT, "bench", "locustfile.py")
 STEP_OUT = os.path.join(OUT, "load")
 P95_LIMIT_MS = 100
-MIN_ACHIEVED = 0.95  # of the target rate: below it the stack (or the generator) did not keep up
+MIN_ACHIEVED = 0.95  # of the target rate: below it the stack (or the generator) did not keep up ...
+POISSON_SIGMAS = 3  # ... or, on short steps, three standard deviations of a Poisson count below it
 RAMP_S = 2  # every user started within this; statistics are reset after it
 STEP_OVERHEAD_S = 8  # locust start-up, ramp and stop beyond --step-seconds, for the time budget
 DEFAULT_RATES = "10,20,30,50,75,100,125,150,200,250,300,400,500,600,800,1000,1250,1600"
@@ -152,6 +154,14 @@ def read_step(prefix: str) -> dict:
     return {"all": endpoints.pop("Aggregated"), "endpoints": endpoints, "errors": errors}
 
 
+def min_achieved(rate: int, seconds: int) -> float:
+    """The lowest achieved rate that still counts as keeping up: the phones ask at random moments,
+    so a step's count varies by sqrt(count) even when the stack keeps up (at 50 req/s for 10 s,
+    by 4.5 %)."""
+    shortfall = max(1 - MIN_ACHIEVED, POISSON_SIGMAS / math.sqrt(rate * seconds))
+    return rate * (1 - shortfall)
+
+
 def run_step(port: int, rate: int, args, spec_path: str, label: str) -> dict:
     users = max(1, math.ceil(rate / args.rate_per_user))
     prefix = os.path.join(STEP_OUT, f"{label}_{rate}")
@@ -187,7 +197,7 @@ def run_step(port: int, rate: int, args, spec_path: str, label: str) -> dict:
         reasons.append(f"{failed} errors")
     if a["p95_ms"] >= P95_LIMIT_MS:
         reasons.append(f"p95 {a['p95_ms']:.0f} ms")
-    if a["req_per_s"] < MIN_ACHIEVED * rate:
+    if a["req_per_s"] < min_achieved(rate, args.step_seconds):
         reasons.append(f"achieved {a['req_per_s']:.0f} of {rate} req/s")
     step["passed"], step["why_not"] = not reasons, "; ".join(reasons) or None
     log(f"  [{label}] {rate:>5} req/s target: {a['req_per_s']:>7.1f} achieved, p50/p95/p99 "
@@ -279,7 +289,8 @@ def main():
                   "pgbouncer_pool_size": pool_size(), "step_seconds": args.step_seconds,
                   "rate_per_user": args.rate_per_user, "mix": {"nearest": 80, "bbox": 10, "service_circle": 5,
                                                                "report": 3, "rating": 2},
-                  "pass": f"p95 < {P95_LIMIT_MS} ms, 0 errors, achieved >= {MIN_ACHIEVED:.0%} of target"},
+                  "pass": f"p95 < {P95_LIMIT_MS} ms, 0 errors, achieved >= {MIN_ACHIEVED:.0%} of target "
+                          f"(or target - {POISSON_SIGMAS} Poisson standard deviations, if lower)"},
         "configurations": {},
     }
     with pgbouncer(PRIMARY_PORT, pool_size()) as primary, pgbouncer(STANDBY_PORT, pool_size()) as standby:
