@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: setup python browser tools pgbouncer nginx db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search clean
+.PHONY: setup python browser tools pgbouncer nginx db demo run test bench bench-network bench-throughput bench-live bench-lighthouse bench-sensors bench-search bench-load clean
 
 ## setup: everything `run`, `test` and the benchmarks need (idempotent)
 setup: python db demo browser tools pgbouncer nginx
@@ -109,3 +109,11 @@ bench-sensors: python
 bench-search: python
 	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
 	  BENCH_DATABASE_URL="$$url" $(PY) bench/search.py $(BENCH_ARGS)
+
+## bench-load: the city mix (80 % nearest, 10 % map area, 5 % service circle, 3 % reports, 2 % ratings)
+## under locust against gunicorn -> PgBouncer -> the primary and its standby: the highest rate with
+## p95 < 100 ms and no errors, with the replica and without (at most 8 minutes; see README, Capacity)
+bench-load: python pgbouncer
+	@test -x $(VENV)/bin/locust || $(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements-bench.txt
+	@url=$$(PY=$(PY) scripts/ensure-postgis.sh) && \
+	  BENCH_DATABASE_URL="$$url" $(PY) bench/load.py $(BENCH_ARGS)
