@@ -46,9 +46,10 @@ max_requests_jitter = 2_000
 # anyway since the master never loads them.
 preload_app = False
 
-# Access log on stdout (journald) through the logger that keeps tracking tokens out of it.
+# gunicorn's own lines as JSON on stderr (journald). No gunicorn access log: the app writes one
+# JSON access line per request itself (app.logs, with the request id), and a second would double
+# the logging of every request.
 logger_class = "app.logs.AccessLogger"
-accesslog = "-"
 errorlog = "-"
 loglevel = "info"
 
