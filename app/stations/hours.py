@@ -72,11 +72,16 @@ def evaluate(text: str | None, at: datetime, tz: str) -> HoursState:
     return _evaluate_local_minute(text, tz, local.replace(second=0, microsecond=0))
 
 
+def closed_by_staff(closure_reason: str | None, closure_until: datetime | None, at: datetime) -> bool:
+    """Whether a staff closure holds at ``at`` (``closure_until`` None: until someone reopens it)."""
+    return closure_reason is not None and (closure_until is None or at < closure_until)
+
+
 def evaluate_station(text: str | None, at: datetime, tz: str, closure_reason: str | None = None,
                      closure_until: datetime | None = None) -> HoursState:
     """``evaluate``, unless staff have closed the station for now: then "closed" with the reason,
-    changing when the closure ends (``closure_until``; None: until someone reopens it)."""
-    if closure_reason is not None and (closure_until is None or at < closure_until):
+    changing when the closure ends."""
+    if closed_by_staff(closure_reason, closure_until, at):
         return HoursState(CLOSED, closure_until.astimezone(_zone(tz)) if closure_until else None, closure_reason)
     return evaluate(text, at, tz)
 

@@ -5,6 +5,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 
 from app.search.text import search_key as make_search_key
+from app.stations import hours
 from app.stations.hours import HoursState
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -92,7 +93,7 @@ class Station(StationInput):
 
     def closed_by_staff(self, at: datetime) -> bool:
         """Whether staff have closed it for now (a temporary closure not yet over at ``at``)."""
-        return self.closure_reason is not None and (self.closure_until is None or at < self.closure_until)
+        return hours.closed_by_staff(self.closure_reason, self.closure_until, at)
 
 
 STATION_FIELDS = fields(Station)
