@@ -35,6 +35,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from app.api.blueprint import bp as api_bp
 from app.api.serialize import error, json_response
@@ -77,6 +78,17 @@ def client_key() -> str:
     if ip.version == 6 and ip.ipv4_mapped is None:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+def limit_form_field(name: str) -> str:
+    """A form field a rate-limit key or exemption is made from; '' when the body cannot be read
+    (over MAX_CONTENT_LENGTH, say). Flask-Limiter takes any exception raised while it weighs a
+    request for its storage failing, and would then count in this process's memory for a while
+    (every worker apart, counts restarted); the view answers the 413 itself."""
+    try:
+        return request.form.get(name, "")
+    except HTTPException:
+        return ""
 
 
 limiter = Limiter(key_func=client_key, in_memory_fallback_enabled=True)
@@ -240,7 +252,7 @@ def _login_page(problem: str | None = None, status: int = 200, email: str = ""):
 def _account_key() -> str:
     """The account a login tries, as a MAC under the site's secret: no e-mail addresses in the
     limiter's storage, not even as a plain hash anyone could match against a staff list."""
-    email = (request.form.get("email") or "").strip().lower()
+    email = limit_form_field("email").strip().lower()
     secret = current_app.config["SECRET_KEY"]
     mac = hmac.new(secret.encode() if isinstance(secret, str) else secret, email.encode("utf-8", "replace"),
                    hashlib.sha256)

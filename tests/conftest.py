@@ -15,6 +15,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine
 
 from app import create_app, ops_for
+from app.auth import limiter
 from app.config import normalise_database_url
 from app.extensions import db
 from app.stations.backends import drop_all_tables, store_for
@@ -42,6 +43,10 @@ def _reset_postgis(url: str) -> None:
         engine.dispose()
 
 
+# The process-wide rate limiter's state as the session apps configured it (see ``app``).
+_LIMITER_STATE: dict = {}
+
+
 @pytest.fixture(scope="session")
 def apps():
     """One migrated app per backend."""
@@ -51,10 +56,14 @@ def apps():
     made = {}
     for name, url in urls.items():
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True,
-                          "YIZHAN_UPLOAD_DIR": os.path.join(tmp, "uploads-" + name)})
+                          "YIZHAN_UPLOAD_DIR": os.path.join(tmp, "uploads-" + name),
+                          # The suite shares two cores with PostgreSQL, Chromium and gunicorn: a Redis
+                          # answer later than production's 0.5 s must not switch the limiter to memory.
+                          "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 5}})
         with app.app_context():
             upgrade()
         made[name] = app
+    _LIMITER_STATE.update(vars(limiter))
     yield made
     for app in made.values():
         with app.app_context():
@@ -68,6 +77,11 @@ def backend(request) -> str:
 
 @pytest.fixture
 def app(apps, backend):
+    # Flask-Limiter's Limiter is one object per process and every create_app re-initialises it:
+    # a test that made an app of its own (memory:// storage, say) would leave its storage to
+    # every later test, and a rate-limit test counting in it could lose counts (the in-memory
+    # store expires entries from a timer thread). Each test starts from the session apps' state.
+    vars(limiter).update(_LIMITER_STATE, _storage_dead=False)
     return apps[backend]
 
 

@@ -373,12 +373,14 @@ def test_unknown_ids_paths_formats_and_methods_answer_in_the_standard_shape(worl
     assert "POST" in wrong.headers["Allow"]
 
 
-def test_a_body_over_the_size_cap_is_413_in_the_standard_shape(world, app, monkeypatch):
-    # The app sets no MAX_CONTENT_LENGTH of its own yet; this checks how a cap is answered here.
+def test_a_body_over_the_size_cap_is_413_in_the_standard_shape(world, app, monkeypatch, caplog):
     monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 4096)
     big = _post(world, service_code="dirty", description="x" * 8000, **{"attribute[station_id]": world["ids"]["e1"]})
     _assert_error(big, 413)
     assert _count(world["store"], "work_order") == 0
+    # The rate-limit keys are read from the body: an unreadable one must not look like Redis
+    # failing to the limiter (it would count in this worker's memory for a while).
+    assert "falling back to in-memory storage" not in caplog.text
 
 
 # -- rate limits -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from app.api.serialize import json_response
-from app.auth import OPEN311_PREFIX, client_key, csrf, limiter
+from app.auth import OPEN311_PREFIX, client_key, csrf, limit_form_field, limiter
 from app.dbtime import utcnow
 from app.ops.errors import Forbidden, NotFound, OpsError
 from app.open311 import wire
@@ -137,7 +137,7 @@ def service_definition(code: str, fmt: str):
 
 def _key_bucket() -> str:
     """Rate-limit key per api_key (hashed: the key itself is never stored); without one, per address."""
-    key = request.form.get("api_key", "")
+    key = limit_form_field("api_key")
     if not key:
         return f"open311-key:none:{client_key()}"
     return "open311-key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -151,7 +151,7 @@ def _uploaded_photos() -> list[bytes]:
 def _api_key_id() -> int | None:
     """The calling client application's key id (None: missing, unknown or revoked), once per request."""
     if "open311_key_id" not in g:
-        g.open311_key_id = _ops().accounts.open311_key_id(request.form.get("api_key", ""))
+        g.open311_key_id = _ops().accounts.open311_key_id(limit_form_field("api_key"))
     return g.open311_key_id
 
 
@@ -159,11 +159,11 @@ def _api_key_id() -> int | None:
 @limiter.limit(POSTS_PER_ADDRESS, exempt_when=lambda: _api_key_id() is not None)
 @limiter.limit(POSTS_PER_KEY, key_func=_key_bucket)
 def create_request(fmt: str):
-    ops = _ops()
+    ops, form = _ops(), request.form  # a body over the cap is its 413 here, before the key's 403
     key_id = _api_key_id()
     if key_id is None:
         raise Forbidden("api_key is missing, unknown or revoked: ask this site's operators for one")
-    done = ops.submit_report(wire.report_input(request.form, _uploaded_photos(), key_id))
+    done = ops.submit_report(wire.report_input(form, _uploaded_photos(), key_id))
     track_url = absolute_url(_site_path("reporting.track", token=done.token))
     # 200 as in the standard's example, which is what clients check for.
     return _answer(wire.submitted(done, page_lang(), track_url), private=True)
