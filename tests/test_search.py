@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shapely
 import pytest
+from pypinyin import Style, lazy_pinyin
 
 from app.geo.coordsys import from_wgs84
 from app.geo.geodesic import distances_m
@@ -85,6 +86,27 @@ def test_polyphonic_characters_read_as_the_phrase_data_says():
     assert [u.reading for u in text.units("长沙路")] == ["chang", "sha", "lu"]
     assert [u.reading for u in text.units("重庆路")] == ["chong", "qing", "lu"]
     assert [u.reading for u in text.units("市长")] == ["shi", "zhang"]
+
+
+def test_units_read_run_by_run_as_pypinyin_reads_the_whole_text():
+    # units() reads each run of Chinese characters apart (and caches it); the oracle reads the
+    # whole text in one pypinyin call: one item per Chinese character, one per other run.
+    def whole_text(norm: str) -> list[tuple[str, str]]:
+        out, i = [], 0
+        for item in lazy_pinyin(norm, style=Style.NORMAL, errors="default", v_to_u=False):
+            if text._is_han(norm[i]):
+                out.append((norm[i], item))
+                i += 1
+            else:
+                assert norm[i:i + len(item)] == item
+                out.extend((c, c) for c in item)
+                i += len(item)
+        return out
+
+    for raw in ["人民东路128号", "长沙路3栋A座", "KFC重庆路店", "乐亭县(人民路)", "银行街12号—行人", "步行街", "12",
+                "A座长乐路", "市长🙂重庆", "ｒｍｌ长沙", "", "行长行"]:
+        norm = text.normalise(raw)
+        assert [(u.char, u.reading) for u in text.units(norm)] == whole_text(norm), raw
 
 
 def test_like_wildcards_are_escaped():

@@ -43,7 +43,7 @@ class SearchHit:
 
 def first_round(limit: int) -> int:
     """Candidates asked per table in a query's first round."""
-    return max(2 * limit, 16)
+    return limit + 2
 
 
 def search(store: StationStore, query: str, near: tuple[float, float] | None, limit: int) -> list[SearchHit]:

@@ -37,6 +37,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from pypinyin import Style, lazy_pinyin, pinyin
+from pypinyin.seg.simpleseg import simple_seg
 
 # Longest normalised query served; longer ones are refused (no name is that long).
 MAX_QUERY_CHARS = 64
@@ -89,9 +90,18 @@ class Unit:
     pinyin: bool  # read through pypinyin (a Chinese character)
 
 
-@functools.lru_cache(maxsize=65536)
 def units(text: str) -> tuple[Unit, ...]:
-    """The normalised ``text`` as units, read with pypinyin's phrase data (cached: names repeat)."""
+    """The normalised ``text`` as units, read with pypinyin's phrase data.
+
+    pypinyin reads each run of Chinese characters apart (its ``simple_seg``; phrases never
+    cross a run), so the runs are read and cached one by one: an address's road repeats across
+    thousands of stations, its house number does not, and a search checks every candidate's
+    fields as it answers."""
+    return tuple(itertools.chain.from_iterable(_run_units(run) for run in simple_seg(text) if run))
+
+
+@functools.lru_cache(maxsize=65536)
+def _run_units(text: str) -> tuple[Unit, ...]:
     out: list[Unit] = []
     i = 0
     for item in lazy_pinyin(text, style=Style.NORMAL, errors="default", v_to_u=False):
