@@ -14,7 +14,9 @@ import shapely
 
 from app.dbtime import utcnow
 from app.geo.geodesic import distances_m
-from app.search.text import FUZZY, OTHER, PREFIX, Match, fuzzy_match, fuzzy_patterns, match, patterns, prefix_patterns
+from app.search.text import (
+    FUZZY, OTHER, PREFIX, Match, fuzzy_match, fuzzy_patterns, key_units, match, patterns, prefix_patterns,
+)
 from app.stations.model import Place, Station
 from app.stations.store import StationStore
 
@@ -90,9 +92,11 @@ def _nearest_hits(store, query, pats, near, check, limit, worst_tier) -> list[Se
     now = utcnow()
     while True:
         candidates = store.search_candidates(pats, near, n)
-        hits = [hit for hit in (_station_hit(query, st, check) for st in candidates.stations
+        hits = [hit for hit in (_station_hit(query, st, key, check)
+                                for st, key in zip(candidates.stations, candidates.station_keys)
                                 if not st.closed_by_staff(now)) if hit]
-        hits += [hit for hit in (_place_hit(query, place, near, check) for place in candidates.places) if hit]
+        hits += [hit for hit in (_place_hit(query, place, key, near, check)
+                                 for place, key in zip(candidates.places, candidates.place_keys)) if hit]
         hits = [hit for hit in hits if hit.tier <= worst_tier]
         more = n in (len(candidates.stations), len(candidates.places))
         if not more or len(hits) >= limit or n >= MAX_CANDIDATES:
@@ -108,10 +112,11 @@ def _with_distance(hit: SearchHit, d: float) -> SearchHit:
     return SearchHit(hit.type, hit.id, hit.name, hit.kind, hit.matched, hit.match, hit.tier, hit.lat, hit.lng, d)
 
 
-def _station_hit(query: str, st: Station, check) -> SearchHit | None:
+def _station_hit(query: str, st: Station, key: str, check) -> SearchHit | None:
     best: tuple[Match, str] | None = None
-    for field in STATION_FIELDS:
-        found = check(query, getattr(st, field))
+    texts = tuple(getattr(st, field) for field in STATION_FIELDS)
+    for field, text, read in zip(STATION_FIELDS, texts, key_units(key, texts)):
+        found = check(query, text, read)
         if found is not None and (best is None or found.tier < best[0].tier):
             best = (found, field)
     if best is None:
@@ -120,8 +125,8 @@ def _station_hit(query: str, st: Station, check) -> SearchHit | None:
     return SearchHit("station", st.id, st.name, st.kind, field, found.kind, found.tier, st.lat, st.lng, None)
 
 
-def _place_hit(query: str, place: Place, near, check) -> SearchHit | None:
-    found = check(query, place.name)
+def _place_hit(query: str, place: Place, key: str, near, check) -> SearchHit | None:
+    found = check(query, place.name, key_units(key, (place.name,))[0])
     if found is None:
         return None
     lat, lng = place.lat, place.lng

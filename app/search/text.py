@@ -139,6 +139,49 @@ def search_key(*texts: str | None) -> str:
     return " ".join(k for k in (field_key(t) for t in texts) if k)
 
 
+def key_units(key: str, texts: tuple[str | None, ...]) -> list[tuple[Unit, ...] | None]:
+    """Each of ``texts``' units as its stored search key (``search_key(*texts)``) spells them,
+    so that checking a candidate never runs pypinyin again (a few hundred µs a field; addresses
+    rarely repeat). None for a field whose forms do not read back exactly (a key written by an
+    older release, a reading outside [a-z]): ``match`` then reads the text itself."""
+    words = key.split(" ")
+    out: list[tuple[Unit, ...] | None] = []
+    at = 0
+    for text in texts:
+        norm = normalise(text) if text else ""
+        if not norm:
+            out.append(())
+            continue
+        out.append(_units_from_syllables(norm, words[at + 2]) if at + 3 < len(words) else None)
+        at += 4
+    return out
+
+
+def _units_from_syllables(norm: str, syllables: str) -> tuple[Unit, ...] | None:
+    """The units of ``norm`` read back from its ``syllables`` form (each unit's reading after
+    a 9: a pinyin syllable in letters, or the character itself, encoded); None if they differ."""
+    out: list[Unit] = []
+    i, end = 0, len(syllables)
+    for char in norm:
+        if i >= end or syllables[i] != SEP:
+            return None
+        i += 1
+        if char in _ALNUM:
+            if syllables[i:i + 1] != char:
+                return None
+            out.append(Unit(char, char, False))
+            i += 1
+        elif i < end and syllables[i] in _LETTERS:
+            j = i
+            while j < end and syllables[j] in _LETTERS:
+                j += 1
+            out.append(Unit(char, syllables[i:j], True))
+            i = j
+        else:
+            return None  # read as itself (no pinyin, punctuation): rare, left to pypinyin
+    return tuple(out) if i == end else None
+
+
 # -- queries ---------------------------------------------------------------------
 
 _NON_ALNUM_RUN = re.compile(r"[^a-z0-9]+")
@@ -236,7 +279,7 @@ class Match:
     tier: int
 
 
-def match(query: str, text: str | None) -> Match | None:
+def match(query: str, text: str | None, read: tuple[Unit, ...] | None = None) -> Match | None:
     """How the normalised ``query`` matches a field's ``text`` (None: it does not).
 
     Characters first (exact, prefix, substring), then by reading: each query character is,
@@ -253,7 +296,7 @@ def match(query: str, text: str | None) -> Match | None:
         return Match("prefix", PREFIX)
     if query in norm:
         return Match("substring", OTHER)
-    us = units(norm)
+    us = read or units(norm)
     for form in ("pinyin", "initials"):
         for start in range(len(us)):
             end = _aligned(query, us, start, form)
@@ -300,14 +343,14 @@ def fuzzy_patterns(query: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(query[i:i + width] for i in range(len(query) - width + 1)))
 
 
-def fuzzy_match(query: str, text: str | None) -> Match | None:
+def fuzzy_match(query: str, text: str | None, read: tuple[Unit, ...] | None = None) -> Match | None:
     """A near miss: the query within a small edit distance (one typo per 4 characters, at
     least one) of some stretch of the text's pinyin (or Latin) form."""
     if not text:
         return None
     norm = normalise(text)
     allowed = max(1, len(query) // 4)
-    reading = "".join(u.reading for u in units(norm))
+    reading = "".join(u.reading for u in (read or units(norm)))
     if _best_edit_distance(query, reading) <= allowed:
         return Match("fuzzy", FUZZY)
     return None

@@ -174,6 +174,8 @@ class SearchCandidates:
 
     stations: list  # [Station]
     places: list  # [Place]
+    station_keys: list  # [str]: each station's search key (the same order)
+    place_keys: list  # [str]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
+    PLACE_COLUMNS, Progress, candidates_from_rows, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
     rare_trigrams, row_to_station, signature_sql,
 )
 
@@ -123,8 +123,9 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     station = _indexed_holds(patterns, params, docs.get("station", {}))
     place = _indexed_holds(patterns, params, docs.get("place", {}), name="place_")
     return {
-        "station": f"SELECT {_COLS} FROM station WHERE status = 'active' AND {station} ORDER BY {order} LIMIT %(n)s",
-        "place": f"SELECT {', '.join(PLACE_COLUMNS)} FROM place WHERE {place} ORDER BY {order} LIMIT %(n)s",
+        "station": f"SELECT {_COLS}, search_key FROM station WHERE status = 'active' AND {station}"
+                   f" ORDER BY {order} LIMIT %(n)s",
+        "place": f"SELECT {', '.join(PLACE_COLUMNS)}, search_key FROM place WHERE {place} ORDER BY {order} LIMIT %(n)s",
     }, params
 
 
@@ -136,7 +137,7 @@ def box_search_sql(patterns, near, box: Box) -> tuple[str, dict]:
     order, order_params = near_order(near, mark=pyformat)
     params.update(order_params)
     envelope = _envelope_sql([box], params, mark=pyformat)
-    return (f"SELECT {_COLS} FROM station WHERE status = 'active'{envelope} AND {where}"
+    return (f"SELECT {_COLS}, search_key FROM station WHERE status = 'active'{envelope} AND {where}"
             f" ORDER BY {order} LIMIT %(n)s"), params
 
 
@@ -178,8 +179,8 @@ class PostgisStore(StationStore):
             rows = None if near is None else self._nearest_matching(cursor, patterns, near, n)
             if rows is None:
                 rows = cursor.execute(sql["station"], params, prepare=False).fetchall()
-            places = [row_to_place(r) for r in cursor.execute(sql["place"], params, prepare=False)]
-        return SearchCandidates([row_to_station(r) for r in rows], places)
+            places = cursor.execute(sql["place"], params, prepare=False).fetchall()
+        return candidates_from_rows(rows, places)
 
     def analyze_search(self) -> None:
         """ANALYZE, and per table the keys holding each trigram, counted in a sample of

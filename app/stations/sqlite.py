@@ -22,7 +22,7 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
+    PLACE_COLUMNS, Progress, candidates_from_rows, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
     rare_trigrams, signature_sql,
 )
 
@@ -75,10 +75,10 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     params["place_match"] = fts_plan(patterns, docs.get("place", {}))
     place_cols = ", ".join(PLACE_COLUMNS)
     return {
-        "station": f"SELECT {_COLS} FROM station s WHERE s.id IN (SELECT rowid FROM station_fts"
+        "station": f"SELECT {_COLS}, s.search_key FROM station s WHERE s.id IN (SELECT rowid FROM station_fts"
                    f" WHERE station_fts MATCH :station_match) AND s.status = 'active' AND {station_tests}"
                    f" ORDER BY {order} LIMIT :n",
-        "place": f"SELECT {place_cols} FROM place WHERE id IN (SELECT rowid FROM place_fts"
+        "place": f"SELECT {place_cols}, search_key FROM place WHERE id IN (SELECT rowid FROM place_fts"
                  f" WHERE place_fts MATCH :place_match) AND {place_tests} ORDER BY {order} LIMIT :n",
     }, params
 
@@ -182,9 +182,8 @@ class SqliteStore(StationStore):
                 rows = self._nearest_matching(cursor, patterns, near, n)
             if rows is None:
                 rows = cursor.execute(sql["station"], params).fetchall()
-            stations = [row_to_station(r) for r in rows]
-            places = [row_to_place(r) for r in cursor.execute(sql["place"], params).fetchall()]
-        return SearchCandidates(stations, places)
+            places = cursor.execute(sql["place"], params).fetchall()
+        return candidates_from_rows(rows, places)
 
     def analyze_search(self) -> None:
         """Count, per table, the keys holding each trigram (from the FTS index's vocabulary;
@@ -204,7 +203,8 @@ class SqliteStore(StationStore):
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
-        rows = {row[_ID]: row for row in cursor.execute(f"SELECT {_COLS} FROM station s WHERE s.id IN ({marks})", ids)}
+        rows = {row[_ID]: row for row in cursor.execute(
+            f"SELECT {_COLS}, s.search_key FROM station s WHERE s.id IN ({marks})", ids)}
         return [rows[i] for i in ids]
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:

@@ -207,7 +207,7 @@ class StationStore(ABC):
 
     def _nearest_matching(self, cursor, patterns: Sequence[str], near: tuple[float, float],
                           n: int) -> list | None:
-        """Rows (of STATION_COLUMNS) of the ``n`` active stations nearest ``near`` by near_order
+        """Rows (of STATION_COLUMNS, then the search key) of the ``n`` active stations nearest ``near`` by near_order
         whose key holds a pattern, found in boxes widening around ``near`` (the spatial index,
         each key tested) when the pattern is common enough for that to be cheaper than sorting
         every match of the text index; None: ask the text index.
@@ -497,6 +497,13 @@ def signature_sql(flt: StationFilter, mark=named) -> str:
 
 
 PLACE_COLUMNS = ("osm_id", "type", "kind", "name", "lat", "lng", "line_wkb", "id")
+
+
+def candidates_from_rows(station_rows, place_rows) -> SearchCandidates:
+    """Search candidates from rows of STATION_COLUMNS and of PLACE_COLUMNS, each row followed
+    by its search key."""
+    return SearchCandidates([row_to_station(r) for r in station_rows], [row_to_place(r) for r in place_rows],
+                            [r[len(STATION_COLUMNS)] for r in station_rows], [r[len(PLACE_COLUMNS)] for r in place_rows])
 
 
 def row_to_place(row) -> Place:
