@@ -158,14 +158,17 @@ def test_every_match_holds_a_pattern_in_its_key():
                         q = chars[:cut] + tail
                         found = text.match(q, name)
                         assert found is not None, (name, q)
-                        assert any(p in key for p in text.patterns(q)), (name, q, text.patterns(q))
+                        assert any(text.key_holds(key, p) for p in text.patterns(q)), (name, q, text.patterns(q))
                         if found.tier <= text.PREFIX:
-                            assert any(p in key for p in text.prefix_patterns(q)), (name, q)
+                            assert any(text.key_holds(key, p) for p in text.prefix_patterns(q)), (name, q)
 
 
 def test_characters_then_letters_are_read():
-    assert text.patterns("人民d") == ("renmind",) and text.prefix_patterns("人民d") == (" renmind",)
-    assert set(text.patterns("长j")) == {"changj", "zhangj"}  # either reading
+    # The characters (chars form) and their readings then the letter (pinyin form), both held.
+    renmin = text.encode("人民")
+    assert text.patterns("人民d") == (f"{renmin}\trenmind",)
+    assert text.prefix_patterns("人民d") == (f" {renmin}\t renmind",)
+    assert set(text.patterns("长j")) == {f"{text.encode('长')}\tchangj", f"{text.encode('长')}\tzhangj"}  # either reading
     assert text.patterns("饿d") == (text.encode("饿"),)  # "ed" is too short for a trigram index
     assert text.patterns("人民d路") == (text.encode("人民"),)  # only characters-then-letters is read
 
@@ -332,7 +335,7 @@ def test_prefix_patterns_start_a_form():
             query = text.normalise(q)
             found = text.match(query, name)
             if found is not None and found.tier <= text.PREFIX:
-                assert any(p in key for p in text.prefix_patterns(query)), (name, q)
+                assert any(text.key_holds(key, p) for p in text.prefix_patterns(query)), (name, q)
     assert text.prefix_patterns("r民") == () and text.prefix_patterns("12号") == ()
 
 
@@ -593,6 +596,27 @@ def test_a_pattern_asks_for_its_rarest_trigrams():
     assert fts_plan(["renmin", "9r9m"], docs) == '("enm" AND "nmi" AND "ren") OR ("r9m" AND "9r9")'
 
 
+def test_parts_all_patterns_share_are_asked_for_once_and_the_rest_by_the_letter_typed():
+    from app.stations.sqlite import fts_plan
+    from app.stations.store import index_plan
+
+    # 长d: 长 (encoded) and its readings then d, one pattern per reading. 长 is asked for by
+    # its rarest trigrams once; of "changd"/"zhangd" only the window holding the d ("ngd"),
+    # since "cha", "han"... are in every key holding 长 anyway.
+    chang = text.encode("长")
+    docs = {"": 20_000, chang[:3]: 300, chang[1:]: 200, "ngd": 900, "cha": 50, "zha": 40}
+    pats = text.patterns("长d")
+    assert index_plan(pats, docs) == ([chang[1:], chang[:3]], [["ngd"]])
+    assert fts_plan(pats, docs) == f'("{chang[1:]}" AND "{chang[:3]}") AND (("ngd"))'
+    assert index_plan(pats[:1], docs) == ([chang[1:], chang[:3]], [["ngd"]])  # one reading: the same
+    # patterns of one part: each its rarest trigrams, any of them
+    assert index_plan(["renmin", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "nmi", "ren"], ["9r9", "r9m"]])
+    # a pattern needing nothing beyond the shared part: the shared part alone
+    assert index_plan([f"{chang}\tabc", chang], docs) == ([chang[1:], chang[:3]], [])
+    # different first parts: each pattern its own group, with its tail
+    assert index_plan(["renmin\tabcd", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "nmi", "ren", "bcd"], ["9r9", "r9m"]])
+
+
 def test_statistics_choose_the_plan_never_the_answer(client, town):
     # Analysed, then a station with trigrams the statistics never saw: it is still found, and
     # a station renamed away from a common pattern is no longer.
@@ -622,9 +646,14 @@ def test_a_key_sample_counts_the_keys_holding_a_pattern():
     assert sample.holding_any(["renmin", "minren"], stop=9) == 3
     assert sample.holding_any(["renmin", "minren"], stop=2) == 2  # counted up to where it matters
     assert sample.holding_any(["2z5e"], stop=9) == 2 and sample.holding_any(["zzz"], stop=9) == 0
-    assert sample.holding_all_of_any([["9r9", "r9m"]], stop=9) == 1
-    assert sample.holding_all_of_any([["9m9", "ren"]], stop=9) == 1
-    assert sample.holding_all_of_any([["9r9", "r9m"], ["9m9", "ren"]], stop=9) == 2
+    assert sample.holding_plan([], [["9r9", "r9m"]], stop=9) == 1
+    assert sample.holding_plan([], [["9m9", "ren"]], stop=9) == 1
+    assert sample.holding_plan([], [["9r9", "r9m"], ["9m9", "ren"]], stop=9) == 2
+    assert sample.holding_plan(["ren"], [], stop=9) == 3
+    assert sample.holding_plan(["ren", "min"], [["9r9"], ["9m9"]], stop=9) == 2  # not the bare "renmin"
+    assert sample.holding_plan(["2z5"], [["9m9"]], stop=9) == 1
+    # a pattern of parts: all of them
+    assert sample.holding_any(["2z5e\trenmin"], stop=9) == 1 and sample.holding_any(["2z5e\tzzz"], stop=9) == 0
     assert KeySample([]).holding_any(["ren"], stop=9) == 0
 
 

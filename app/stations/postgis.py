@@ -12,14 +12,14 @@ import shapely
 from sqlalchemy import text
 
 from app.geo.geodesic import Box, boxes_within, degree_reach
-from app.search.text import like_escape
+from app.search.text import like_escape, pattern_parts
 from app.stations.model import (
     KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, SearchCandidates, ServiceArea, Station,
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, candidates_from_rows, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
-    rare_trigrams, row_to_station, signature_sql,
+    index_plan, row_to_station, signature_sql,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)
@@ -93,25 +93,40 @@ def _holds(patterns, params: dict) -> str:
     """'the key holds a pattern' tested on the key itself, with a space before it as in SQLite
     (``strpos``: no index can serve it, so PostgreSQL never picks the text index for a box of
     a common pattern)."""
-    for i, pattern in enumerate(patterns):
-        params[f"p{i}"] = pattern
-    return "(" + " OR ".join(f"strpos(' ' || search_key, %(p{i})s) > 0" for i in range(len(patterns))) + ")"
+    return "(" + " OR ".join("(" + " AND ".join(_strpos_tests(pattern, params, f"p{i}")) + ")"
+                             for i, pattern in enumerate(patterns)) + ")"
+
+
+def _strpos_tests(pattern: str, params: dict, name: str) -> list[str]:
+    """Each part of ``pattern`` tested on the key (a space before it), bound as ``name``_j."""
+    tests = []
+    for j, part in enumerate(pattern_parts(pattern)):
+        params[f"{name}_{j}"] = part
+        tests.append(f"strpos(' ' || search_key, %({name}_{j})s) > 0")
+    return tests
 
 
 def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "") -> str:
-    """Per pattern, LIKEs of its rarest trigrams (``rare_trigrams``; pg_trgm's GIN index serves
-    each) and the pattern itself on the key, any pattern: a BitmapOr of GIN scans. Parameters
-    are bound in ``params`` under names starting with ``name``."""
-    arms = []
-    for i, pattern in enumerate(patterns):
-        grams = rare_trigrams(pattern, docs)
-        likes = []
+    """LIKEs of the patterns' rarest trigrams (``index_plan``: those all share, then per
+    pattern; pg_trgm's GIN index serves each) and each pattern itself on the key, any pattern:
+    GIN scans ANDed and ORed in bitmaps. Parameters are bound in ``params`` under names starting
+    with ``name``."""
+    shared, groups = index_plan(patterns, docs)
+
+    def likes(grams, prefix) -> list[str]:
         for j, gram in enumerate(grams):
-            params[f"{name}g{i}_{j}"] = f"%{like_escape(gram)}%"
-            likes.append(f"search_key LIKE %({name}g{i}_{j})s ESCAPE '\\'")
-        params[f"{name}p{i}"] = pattern
-        arms.append("(" + " AND ".join(likes + [f"strpos(' ' || search_key, %({name}p{i})s) > 0"]) + ")")
-    return "(" + " OR ".join(arms) + ")"
+            params[f"{prefix}_{j}"] = f"%{like_escape(gram)}%"
+        return [f"search_key LIKE %({prefix}_{j})s ESCAPE '\\'" for j in range(len(grams))]
+
+    # Each pattern's strpos tests imply its group (trigrams of its own parts), so testing any
+    # group and then any pattern is the same as any pattern: the groups are for the index.
+    tests = likes(shared, f"{name}s")
+    if groups:
+        tests.append("(" + " OR ".join("(" + " AND ".join(likes(group, f"{name}g{i}")) + ")"
+                                       for i, group in enumerate(groups)) + ")")
+    tests.append("(" + " OR ".join("(" + " AND ".join(_strpos_tests(pattern, params, f"{name}p{i}")) + ")"
+                                   for i, pattern in enumerate(patterns)) + ")")
+    return "(" + " AND ".join(tests) + ")"
 
 
 def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict[str, str], dict]:

@@ -17,13 +17,14 @@ import shapely
 from sqlalchemy import event, text
 
 from app.geo.geodesic import Box, boxes_within
+from app.search.text import pattern_parts
 from app.stations.model import (
     KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, SearchCandidates, ServiceArea, Station,
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
     PLACE_COLUMNS, Progress, candidates_from_rows, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
-    rare_trigrams, signature_sql,
+    index_plan, signature_sql,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
@@ -47,20 +48,35 @@ def _box_sql(boxes: list[Box], params: dict) -> str:
 
 
 def fts_plan(patterns, docs: dict[str, int]) -> str:
-    """The FTS5 query for keys holding any pattern's rarest trigrams (``rare_trigrams``; the
+    """The FTS5 query for keys holding the patterns' rarest trigrams (``index_plan``; the
     trigram tokenizer matches a one-trigram phrase wherever it occurs)."""
-    return " OR ".join("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in rare_trigrams(p, docs)) + ")"
-                       for p in patterns)
+    shared, groups = index_plan(patterns, docs)
+
+    def all_of(grams):
+        return "(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in grams) + ")"
+
+    any_group = " OR ".join(all_of(group) for group in groups)
+    if not shared:
+        return any_group
+    return all_of(shared) + (f" AND ({any_group})" if groups else "")
 
 
 def _key_tests(patterns, params: dict, alias: str) -> str:
     """The patterns tested on the key itself (``instr``: no wildcards to escape), with a space
     before it: a pattern's leading space (a form's start) then also matches the first form."""
-    tests = []
+    return _instr_tests(patterns, params, f"' ' || {alias}search_key")
+
+
+def _instr_tests(patterns, params: dict, key: str) -> str:
+    """Any pattern held by ``key`` (an SQL expression): all its parts, each an ``instr``."""
+    arms = []
     for i, pattern in enumerate(patterns):
-        params[f"p{i}"] = pattern
-        tests.append(f"instr(' ' || {alias}search_key, :p{i}) > 0")
-    return "(" + " OR ".join(tests) + ")"
+        tests = []
+        for j, part in enumerate(pattern_parts(pattern)):
+            params[f"p{i}_{j}"] = part
+            tests.append(f"instr({key}, :p{i}_{j}) > 0")
+        arms.append("(" + " AND ".join(tests) + ")")
+    return "(" + " OR ".join(arms) + ")"
 
 
 def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict[str, str], dict]:
@@ -105,13 +121,9 @@ def box_search_sql(patterns, near, box: Box, n) -> tuple[str, dict]:
     for i, row in enumerate(range(int((box.south + 90) / CELL_DEG), int((box.north + 90) / CELL_DEG) + 1)):
         params[f"from{i}"], params[f"to{i}"] = row * CELLS_PER_ROW + first_col, row * CELLS_PER_ROW + last_col
         runs.append(f"cell BETWEEN :from{i} AND :to{i}")
-    tests = []
-    for i, pattern in enumerate(patterns):
-        params[f"p{i}"] = pattern
-        tests.append(f"instr(search_key, :p{i}) > 0")
     return (f"SELECT id FROM station_search WHERE ({' OR '.join(runs)})"
             f" AND lat BETWEEN :south AND :north AND lng BETWEEN :west AND :east"
-            f" AND ({' OR '.join(tests)}) ORDER BY {order} LIMIT :n"), params
+            f" AND {_instr_tests(patterns, params, 'search_key')} ORDER BY {order} LIMIT :n"), params
 
 
 def configure_engine(engine, mmap_mb: int = 0) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.dbtime import from_db, to_db
 from app.geo.geodesic import Box, distances_m
+from app.search.text import pattern_parts
 from app.stations import hours
 from app.stations.model import (
     STATION_COLUMNS, STATION_FIELDS, Hit, NearestQuery, NetworkRecord, Place, SearchCandidates, ServiceArea,
@@ -270,12 +271,14 @@ class StationStore(ABC):
         held = sample.holding_any(patterns, stop=math.isqrt(math.ceil(even)) + 1)
         if held == 0 or held * held >= even:
             return held == 0
-        groups = [rare_trigrams(p, station_docs) for p in patterns]
+        shared, groups = index_plan(patterns, station_docs)
         scale = rows / sample.size
-        bound = sum(station_docs.get(group[0], 0) for group in groups)  # the rarest trigrams' keys
+        # At most the keys of the rarest trigram asked for (of each group, without shared ones).
+        bound = (min(station_docs.get(g, 0) for g in shared) if shared
+                 else sum(min(station_docs.get(g, 0) for g in group) for group in groups))
         if text_index_first(held * scale, rows, n, read=bound):
             return True  # settled without counting
-        read = sample.holding_all_of_any(groups, stop=math.ceil(even / held))
+        read = sample.holding_plan(shared, groups, stop=math.ceil(even / held))
         return text_index_first(held * scale, rows, n, read=read * scale)
 
     def _refresh_sample(self, conn) -> None:
@@ -572,10 +575,10 @@ INDEX_TRIGRAMS = 4
 
 
 def trigrams(pattern: str) -> list[str]:
-    """The distinct 3-character windows of a pattern (a form's leading space left out: the key's
-    first form has none)."""
-    core = pattern.lstrip(" ")
-    return list(dict.fromkeys(core[i:i + 3] for i in range(len(core) - 2)))
+    """The distinct 3-character windows of a pattern's parts (a form's leading space left out:
+    the key's first form has none)."""
+    cores = [part.lstrip(" ") for part in pattern_parts(pattern)]
+    return list(dict.fromkeys(core[i:i + 3] for core in cores for i in range(len(core) - 2)))
 
 
 def rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
@@ -587,6 +590,31 @@ def rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
     grams.sort(key=lambda g: (docs.get(g, 0), g))
     short = max(docs.get("", 0) // 20, 4 * docs.get(grams[0], 0))
     return grams[:2] + [g for g in grams[2:INDEX_TRIGRAMS] if docs.get(g, 0) <= short]
+
+
+def index_plan(patterns: Sequence[str], docs: dict[str, int]) -> tuple[list[str], list[list[str]]]:
+    """What to ask a text index for keys holding any of ``patterns``: trigrams every such key
+    holds, and groups of trigrams one of which it holds in full (no groups: the first list
+    alone).
+
+    A pattern's first part is asked for by its rarest trigrams; a later part (characters'
+    readings, then the letter typed after them: app.search.text) by its last trigram only,
+    the one holding the letter; its others say again what the characters said, so they are
+    rare overall but in every key holding those characters. Patterns with one first part
+    (人民d gives one per reading of 人民: 12 for 和平x) ask for it once."""
+    firsts = {pattern_parts(p)[0] for p in patterns}
+
+    def tails(pattern: str) -> list[str]:
+        return [part.lstrip(" ")[-3:] for part in pattern_parts(pattern)[1:] if len(part.lstrip(" ")) >= 3]
+
+    if len(firsts) == 1 and patterns:
+        shared = rare_trigrams(next(iter(firsts)), docs)[:2]
+        groups = [tails(p) for p in patterns]
+        if not all(groups):
+            return shared, []  # a pattern needing nothing beyond its first part
+    else:
+        shared, groups = [], [rare_trigrams(pattern_parts(p)[0], docs) + tails(p) for p in patterns]
+    return shared, [list(g) for g in dict.fromkeys(tuple(dict.fromkeys(g)) for g in groups)]
 
 
 def text_index_first(matches: float, rows: int, n: int, read: float | None = None) -> bool:
@@ -614,22 +642,30 @@ class KeySample:
             yield key
             at = self._text.find(part, self._starts[key + 1] if key + 1 < self.size else len(self._text))
 
-    def holding_any(self, parts: Sequence[str], stop: int) -> int:
-        """How many keys hold one of ``parts``, counted up to ``stop``."""
+    def holding_any(self, patterns: Sequence[str], stop: int) -> int:
+        """How many keys hold one of ``patterns`` (all its parts), counted up to ``stop``."""
         found: set[int] = set()
-        for part in parts:
-            for key in self._holding(part):
-                found.add(key)
-                if len(found) >= stop:
-                    return stop
+        for pattern in patterns:
+            first, *rest = pattern_parts(pattern)
+            for key in self._holding(first):
+                if all(part in self._keys[key] for part in rest):
+                    found.add(key)
+                    if len(found) >= stop:
+                        return stop
         return len(found)
 
-    def holding_all_of_any(self, groups: Sequence[Sequence[str]], stop: int) -> int:
-        """How many keys hold every part of some group (its first part the rarest), up to ``stop``."""
+    def holding_plan(self, shared: Sequence[str], groups: Sequence[Sequence[str]], stop: int) -> int:
+        """How many keys hold every one of ``shared`` and every part of some group (``index_plan``:
+        the rows a text index gives), up to ``stop``."""
+        if shared:
+            firsts, rest = [shared[0]], [(list(shared[1:]), groups)]
+        else:
+            firsts, rest = [group[0] for group in groups], [(list(group[1:]), []) for group in groups]
         found: set[int] = set()
-        for first, *rest in groups:
+        for first, (also, any_of) in zip(firsts, rest):
             for key in self._holding(first):
-                if all(g in self._keys[key] for g in rest):
+                text = self._keys[key]
+                if all(g in text for g in also) and (not any_of or any(all(g in text for g in group) for group in any_of)):
                     found.add(key)
                     if len(found) >= stop:
                         return stop
