@@ -588,12 +588,16 @@ def test_a_pattern_asks_for_its_rarest_trigrams():
 
     assert trigrams(" renmin") == ["ren", "enm", "nmi", "min"]  # a form's leading space left out
     docs = {"": 20_000, "ren": 500, "enm": 40, "nmi": 40, "min": 1100, "9r9": 5000, "r9m": 300, "9m9": 800}
-    # the two rarest, then others while short (a 20th of the keys: 1,000, or 4x the rarest)
-    assert rare_trigrams("renmin", docs) == ["enm", "nmi", "ren"]
+    # the rarest, the rarest apart from it (none in 6 letters: then the next), then others
+    # apart from those while short (a 20th of the keys: 1,000, or 4x the rarest)
+    assert rare_trigrams("renmin", docs) == ["enm", "nmi"]
+    docs.update({"ind": 30, "ndo": 60, "don": 900, "ong": 9000})
+    assert rare_trigrams("renmindong", docs) == ["ind", "enm"]  # ong, apart from both, is not short
+    assert rare_trigrams("renmindong", {**docs, "don": 20}) == ["don", "enm"]  # enm, 5 letters before don
     assert rare_trigrams("9r9m9", docs) == ["r9m", "9m9"]  # 9r9: 5,000, too long
     assert rare_trigrams("abcd", docs) == ["abc", "bcd"]  # unseen trigrams: the rarest of all
     assert rare_trigrams("renmin", {}) == ["ren", "enm", "nmi", "min"]  # never analysed: all
-    assert fts_plan(["renmin", "9r9m"], docs) == '("enm" AND "nmi" AND "ren") OR ("r9m" AND "9r9")'
+    assert fts_plan(["renmin", "9r9m"], docs) == '("enm" AND "nmi") OR ("r9m" AND "9r9")'
 
 
 def test_parts_all_patterns_share_are_asked_for_once_and_the_rest_by_the_letter_typed():
@@ -610,11 +614,11 @@ def test_parts_all_patterns_share_are_asked_for_once_and_the_rest_by_the_letter_
     assert fts_plan(pats, docs) == f'("{chang[1:]}" AND "{chang[:3]}") AND (("ngd"))'
     assert index_plan(pats[:1], docs) == ([chang[1:], chang[:3]], [["ngd"]])  # one reading: the same
     # patterns of one part: each its rarest trigrams, any of them
-    assert index_plan(["renmin", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "nmi", "ren"], ["9r9", "r9m"]])
+    assert index_plan(["renmin", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "ren"], ["9r9", "r9m"]])
     # a pattern needing nothing beyond the shared part: the shared part alone
     assert index_plan([f"{chang}\tabc", chang], docs) == ([chang[1:], chang[:3]], [])
     # different first parts: each pattern its own group, with its tail
-    assert index_plan(["renmin\tabcd", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "nmi", "ren", "bcd"], ["9r9", "r9m"]])
+    assert index_plan(["renmin\tabcd", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "ren", "bcd"], ["9r9", "r9m"]])
 
 
 def test_statistics_choose_the_plan_never_the_answer(client, town):

@@ -568,7 +568,9 @@ def next_reach(reach: float, inside: int, n: int) -> float:
 # Trigrams of a pattern a text index is asked for: its rarest. A text index reads the whole list
 # of every trigram asked for, and the search key's common ones are in most keys (``ong``: 3 in 4
 # at 1M), so asking for all of a pattern's trigrams costs tens of ms even when a few hundred
-# keys match. The two rarest always; up to two more while their lists stay short (a 20th of the
+# keys match. The rarest, then the rarest apart from it (windows that overlap say nearly the
+# same: hep, epi and pin of hepingshang are each in the 25,000 keys holding 和平 at 1M, and
+# together in those same keys), then up to two more while their lists stay short (a 20th of the
 # keys, or 4x the rarest), since two alone can leave 7x the true matches (9l9y9q9l: 4,410 rows
 # for 598). The query then checks the pattern itself.
 INDEX_TRIGRAMS = 4
@@ -577,19 +579,38 @@ INDEX_TRIGRAMS = 4
 def trigrams(pattern: str) -> list[str]:
     """The distinct 3-character windows of a pattern's parts (a form's leading space left out:
     the key's first form has none)."""
-    cores = [part.lstrip(" ") for part in pattern_parts(pattern)]
-    return list(dict.fromkeys(core[i:i + 3] for core in cores for i in range(len(core) - 2)))
+    return list(_trigram_positions(pattern))
+
+
+def _trigram_positions(pattern: str) -> dict[str, list[int]]:
+    """Each distinct window of ``pattern``'s parts and where it starts (parts far apart)."""
+    found: dict[str, list[int]] = {}
+    for p, part in enumerate(pattern_parts(pattern)):
+        core = part.lstrip(" ")
+        for i in range(len(core) - 2):
+            found.setdefault(core[i:i + 3], []).append(1000 * p + i)
+    return found
 
 
 def rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
-    """The trigrams of ``pattern`` to ask the text index for. ``docs``: trigram → keys holding
-    it, '' → keys in all (``analyze_search``); empty when never analysed: every trigram."""
-    grams = trigrams(pattern)
+    """The trigrams of ``pattern`` to ask the text index for (see INDEX_TRIGRAMS). ``docs``:
+    trigram → keys holding it, '' → keys in all (``analyze_search``); empty when never
+    analysed: every trigram."""
+    where = _trigram_positions(pattern)
+    grams = list(where)
     if not docs:
         return grams
     grams.sort(key=lambda g: (docs.get(g, 0), g))
+    def apart(gram: str) -> bool:
+        return all(abs(i - j) >= 3 for c in chosen for i in where[gram] for j in where[c])
+
+    chosen = grams[:1]
+    chosen += [g for g in grams[1:] if apart(g)][:1] or grams[1:2]
     short = max(docs.get("", 0) // 20, 4 * docs.get(grams[0], 0))
-    return grams[:2] + [g for g in grams[2:INDEX_TRIGRAMS] if docs.get(g, 0) <= short]
+    for gram in grams:
+        if len(chosen) < INDEX_TRIGRAMS and gram not in chosen and docs.get(gram, 0) <= short and apart(gram):
+            chosen.append(gram)
+    return chosen
 
 
 def index_plan(patterns: Sequence[str], docs: dict[str, int]) -> tuple[list[str], list[list[str]]]:
