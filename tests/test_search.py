@@ -588,16 +588,17 @@ def test_a_pattern_asks_for_its_rarest_trigrams():
 
     assert trigrams(" renmin") == ["ren", "enm", "nmi", "min"]  # a form's leading space left out
     docs = {"": 20_000, "ren": 500, "enm": 40, "nmi": 40, "min": 1100, "9r9": 5000, "r9m": 300, "9m9": 800}
-    # the rarest, the rarest apart from it (none in 6 letters: then the next), then others
-    # apart from those while short (a 20th of the keys: 1,000, or 4x the rarest)
-    assert rare_trigrams("renmin", docs) == ["enm", "nmi"]
-    docs.update({"ind": 30, "ndo": 60, "don": 900, "ong": 9000})
-    assert rare_trigrams("renmindong", docs) == ["ind", "enm"]  # ong, apart from both, is not short
-    assert rare_trigrams("renmindong", {**docs, "don": 20}) == ["don", "enm"]  # enm, 5 letters before don
+    # the two rarest, then others while short (a 20th of the keys: 1,000, or 4x the rarest)
+    assert rare_trigrams("renmin", docs) == ["enm", "nmi", "ren"]
     assert rare_trigrams("9r9m9", docs) == ["r9m", "9m9"]  # 9r9: 5,000, too long
     assert rare_trigrams("abcd", docs) == ["abc", "bcd"]  # unseen trigrams: the rarest of all
     assert rare_trigrams("renmin", {}) == ["ren", "enm", "nmi", "min"]  # never analysed: all
-    assert fts_plan(["renmin", "9r9m"], docs) == '("enm" AND "nmi") OR ("r9m" AND "9r9")'
+    assert fts_plan(["renmin", "9r9m"], docs) == '("enm" AND "nmi" AND "ren") OR ("r9m" AND "9r9")'
+    # all of those overlapping the rarest (one syllable's letters, in the same keys): the rarest
+    # window apart from it as well, however common (at 1M: 和平 keys 25,000; with gsh, 1,852)
+    heping = {"": 1_000_000, "hep": 25_000, "epi": 25_000, "pin": 25_000, "ing": 200_000, "ngs": 150_000,
+              "gsh": 105_000, "sha": 300_000, "han": 400_000, "ang": 600_000}
+    assert rare_trigrams("hepingshang", heping) == ["epi", "hep", "pin", "gsh"]
 
 
 def test_parts_all_patterns_share_are_asked_for_once_and_the_rest_by_the_letter_typed():
@@ -614,11 +615,11 @@ def test_parts_all_patterns_share_are_asked_for_once_and_the_rest_by_the_letter_
     assert fts_plan(pats, docs) == f'("{chang[1:]}" AND "{chang[:3]}") AND (("ngd"))'
     assert index_plan(pats[:1], docs) == ([chang[1:], chang[:3]], [["ngd"]])  # one reading: the same
     # patterns of one part: each its rarest trigrams, any of them
-    assert index_plan(["renmin", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "ren"], ["9r9", "r9m"]])
+    assert index_plan(["renmin", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "nmi", "ren"], ["9r9", "r9m"]])
     # a pattern needing nothing beyond the shared part: the shared part alone
     assert index_plan([f"{chang}\tabc", chang], docs) == ([chang[1:], chang[:3]], [])
     # different first parts: each pattern its own group, with its tail
-    assert index_plan(["renmin\tabcd", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "ren", "bcd"], ["9r9", "r9m"]])
+    assert index_plan(["renmin\tabcd", "9r9m"], {"": 9, "enm": 1}) == ([], [["min", "nmi", "ren", "bcd"], ["9r9", "r9m"]])
 
 
 def test_statistics_choose_the_plan_never_the_answer(client, town):
@@ -629,6 +630,22 @@ def test_statistics_choose_the_plan_never_the_answer(client, town):
     assert _names(_search(client, "魑魅")) == ["魑魅魍魉驿站"]
     assert _names(_search(client, "chimei")) == ["魑魅魍魉驿站"]
     assert "人民路西公厕" not in _names(_search(client, "人民", near="%f,%f" % WEST))
+
+
+def test_with_a_sample_the_trigrams_asked_for_are_those_rare_together():
+    from app.stations.store import KeySample, TrigramDocs, rare_trigrams
+
+    # 10 sampled keys hold 天元 (tia, ian, any, nyu, yua) and 2 of them 天元中: counted alone,
+    # the windows of tianyuan are the rarest, but every key holding one holds them all; nzh,
+    # commoner, leaves 2 of the 10.
+    keys = ["tianyuanzhong"] * 2 + ["tianyuandong"] * 8 + ["zhongshan"] * 30
+    counts = {"": 60, "nyu": 10, "tia": 11, "ian": 11, "any": 11, "yua": 11, "nzh": 22, "anz": 25, "uan": 30,
+              "zho": 32, "hon": 40, "ong": 45}
+    docs = TrigramDocs(counts, KeySample(keys))
+    assert rare_trigrams("tianyuanzhong", docs) == ["nyu", "nzh"]  # 2 keys left: too few to go on
+    # without a sample, or with too few sampled keys to judge, the counts decide
+    assert rare_trigrams("tianyuanzhong", counts)[:2] == ["nyu", "any"]
+    assert rare_trigrams("tianyuanzhong", TrigramDocs(counts, KeySample(keys[:3])))[:2] == ["nyu", "any"]
 
 
 def test_common_patterns_widen_boxes_and_rare_ones_ask_the_text_index():

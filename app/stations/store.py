@@ -249,7 +249,8 @@ class StationStore(ABC):
                 docs.setdefault(table, {})[trigram] = count
             sample = KeySample([row[0] for row in cursor.execute("SELECT search_key FROM search_sample")])
             # Counted while the table was empty: nothing to plan by.
-            self._stats = (now, {table: counts for table, counts in docs.items() if counts.get("", 0)}, sample)
+            self._stats = (now, {table: TrigramDocs(counts, sample if table == "station" else None)
+                                 for table, counts in docs.items() if counts.get("", 0)}, sample)
         return self._stats[1], self._stats[2]
 
     def _trigram_docs(self, cursor) -> dict[str, dict[str, int]]:
@@ -568,11 +569,12 @@ def next_reach(reach: float, inside: int, n: int) -> float:
 # Trigrams of a pattern a text index is asked for: its rarest. A text index reads the whole list
 # of every trigram asked for, and the search key's common ones are in most keys (``ong``: 3 in 4
 # at 1M), so asking for all of a pattern's trigrams costs tens of ms even when a few hundred
-# keys match. The rarest, then the rarest apart from it (windows that overlap say nearly the
-# same: hep, epi and pin of hepingshang are each in the 25,000 keys holding 和平 at 1M, and
-# together in those same keys), then up to two more while their lists stay short (a 20th of the
+# keys match. The two rarest always; up to two more while their lists stay short (a 20th of the
 # keys, or 4x the rarest), since two alone can leave 7x the true matches (9l9y9q9l: 4,410 rows
-# for 598). The query then checks the pattern itself.
+# for 598); and when all those overlap the rarest, the rarest window apart from it, common or
+# not: windows of one syllable say nearly the same (hep, epi and pin of hepingshang are each in
+# the 25,000 keys holding 和平 at 1M, and all three in those same keys; with gsh, 1,852). The
+# query then checks the pattern itself.
 INDEX_TRIGRAMS = 4
 
 
@@ -592,24 +594,42 @@ def _trigram_positions(pattern: str) -> dict[str, list[int]]:
     return found
 
 
+class TrigramDocs(dict):
+    """A table's trigram counts (trigram → keys holding it, '' → keys in all: ``analyze_search``)
+    and, for stations, the sample of their keys."""
+
+    def __init__(self, counts: dict[str, int], sample: KeySample | None = None):
+        super().__init__(counts)
+        self.sample = sample
+
+
+# Sampled keys holding a pattern's rarest trigram enough to judge which others add most; fewer,
+# and that trigram is rare enough (under 8 in 2,000: 4,000 keys at 1M) for counts to decide.
+JUDGED_KEYS = 8
+
+
 def rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
     """The trigrams of ``pattern`` to ask the text index for (see INDEX_TRIGRAMS). ``docs``:
     trigram → keys holding it, '' → keys in all (``analyze_search``); empty when never
-    analysed: every trigram."""
+    analysed: every trigram. With a sample of keys (TrigramDocs), after the rarest come those
+    fewest of the sampled keys holding what is chosen hold too: windows of one word are in the
+    same keys (hep, epi and pin of hepingshang each in the 25,000 keys holding 和平 at 1M;
+    tia and nyu of tianyuanzhong in those holding 天元), whatever their positions."""
     where = _trigram_positions(pattern)
     grams = list(where)
     if not docs:
         return grams
     grams.sort(key=lambda g: (docs.get(g, 0), g))
-    def apart(gram: str) -> bool:
-        return all(abs(i - j) >= 3 for c in chosen for i in where[gram] for j in where[c])
-
-    chosen = grams[:1]
-    chosen += [g for g in grams[1:] if apart(g)][:1] or grams[1:2]
+    sample = getattr(docs, "sample", None)
+    if sample is not None:
+        held = sample.keys_holding(grams[0])
+        if len(held) >= JUDGED_KEYS:
+            return _jointly_rare(grams, held)
     short = max(docs.get("", 0) // 20, 4 * docs.get(grams[0], 0))
-    for gram in grams:
-        if len(chosen) < INDEX_TRIGRAMS and gram not in chosen and docs.get(gram, 0) <= short and apart(gram):
-            chosen.append(gram)
+    chosen = grams[:2] + [g for g in grams[2:INDEX_TRIGRAMS] if docs.get(g, 0) <= short]
+    rarest = where[grams[0]]
+    if all(min(abs(i - j) for i in where[g] for j in rarest) < 3 for g in chosen):
+        chosen += [g for g in grams if all(abs(i - j) >= 3 for i in where[g] for j in rarest)][:1]
     return chosen
 
 
@@ -638,6 +658,23 @@ def index_plan(patterns: Sequence[str], docs: dict[str, int]) -> tuple[list[str]
     return shared, [list(g) for g in dict.fromkeys(tuple(dict.fromkeys(g)) for g in groups)]
 
 
+def _jointly_rare(grams: list[str], held: list[str]) -> list[str]:
+    """``grams`` (the rarest first) chosen greedily: each next the one fewest of the sampled
+    keys ``held`` (those holding all chosen so far) also hold, while it leaves out a quarter of
+    them and JUDGED_KEYS or more remain."""
+    chosen = grams[:1]
+    rest = grams[1:]
+    while rest and len(chosen) < INDEX_TRIGRAMS and len(held) >= JUDGED_KEYS:
+        best = min(rest, key=lambda g: sum(g in key for key in held))
+        keep = [key for key in held if best in key]
+        if len(keep) > 0.75 * len(held):
+            break
+        chosen.append(best)
+        rest.remove(best)
+        held = keep
+    return chosen
+
+
 def text_index_first(matches: float, rows: int, n: int, read: float | None = None) -> bool:
     """Whether the text index alone (``read`` rows, by default the ``matches``, checked and
     sorted) is the cheaper way to the ``n`` nearest, rather than widening boxes around the point
@@ -662,6 +699,10 @@ class KeySample:
             key = bisect.bisect_right(self._starts, at) - 1
             yield key
             at = self._text.find(part, self._starts[key + 1] if key + 1 < self.size else len(self._text))
+
+    def keys_holding(self, part: str) -> list[str]:
+        """Every sampled key holding ``part``."""
+        return [self._keys[key] for key in self._holding(part)]
 
     def holding_any(self, patterns: Sequence[str], stop: int) -> int:
         """How many keys hold one of ``patterns`` (all its parts), counted up to ``stop``."""
