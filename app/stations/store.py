@@ -601,6 +601,7 @@ class TrigramDocs(dict):
     def __init__(self, counts: dict[str, int], sample: KeySample | None = None):
         super().__init__(counts)
         self.sample = sample
+        self.chosen: dict[str, list[str]] = {}  # rare_trigrams' answers, as long as these counts
 
 
 # Sampled keys holding a pattern's rarest trigram enough to judge which others add most; fewer,
@@ -615,6 +616,16 @@ def rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
     fewest of the sampled keys holding what is chosen hold too: windows of one word are in the
     same keys (hep, epi and pin of hepingshang each in the 25,000 keys holding 和平 at 1M;
     tia and nyu of tianyuanzhong in those holding 天元), whatever their positions."""
+    if isinstance(docs, TrigramDocs):
+        if pattern not in docs.chosen:
+            if len(docs.chosen) > 10_000:
+                docs.chosen.clear()
+            docs.chosen[pattern] = _rare_trigrams(pattern, docs)
+        return list(docs.chosen[pattern])
+    return _rare_trigrams(pattern, docs)
+
+
+def _rare_trigrams(pattern: str, docs: dict[str, int]) -> list[str]:
     where = _trigram_positions(pattern)
     grams = list(where)
     if not docs:
