@@ -21,9 +21,10 @@ from app.stations.model import Place, Station
 from app.stations.store import StationStore
 
 # Candidates asked per table in a round: the nearest ones when there is a point. The first
-# round asks for twice the list's length (the exact check rejects a few); a round whose
-# candidates leave the list short while more may match asks again for 4x as many, up to
-# MAX_CANDIDATES, so a common query (人) reads a few hundred stations, never thousands.
+# round asks for the list's length and 2 more (the exact check rejects few; a box round's cost
+# grows with what it is asked for); a round whose candidates leave the list short while more
+# may match asks again for 4x as many, up to MAX_CANDIDATES, so a common query (人) reads a
+# few hundred stations, never thousands.
 MAX_CANDIDATES = 1024
 TYPE_ORDER = {"station": 0, "street": 1, "place": 2}
 STATION_FIELDS = ("name", "address", "operator")
