@@ -20,7 +20,8 @@ def store_for(bind: Engine | Connection, reader: Engine | None = None) -> Statio
 
 
 def drop_all_tables(bind: Engine | Connection) -> None:
-    """Drop every table the migrations made (tests and benchmarks start from nothing).
+    """Drop every table (and trigger function) the migrations made (tests and benchmarks start
+    from nothing).
 
     PostGIS's own ``spatial_ref_sys`` and the extension itself are left alone.
     """
@@ -32,6 +33,14 @@ def drop_all_tables(bind: Engine | Connection) -> None:
             ).scalars().all()
             for name in names:
                 conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+            # Trigger functions outlive the tables their triggers were on.
+            functions = conn.exec_driver_sql(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = current_schema() AND p.prorettype = 'trigger'::regtype AND NOT EXISTS"
+                " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"  # an extension's own
+            ).scalars().all()
+            for signature in functions:
+                conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {signature}")
         else:
             # Triggers first: a table's rows go with it, and a trigger could write to a table
             # already dropped (station_search is kept by station's).

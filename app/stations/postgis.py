@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import shapely
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from app.geo.geodesic import Box, boxes_within, degree_reach
 from app.search.text import like_escape, pattern_parts
@@ -18,7 +19,7 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, candidates_from_rows, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
+    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
     index_plan, row_to_station, signature_sql,
 )
 
@@ -26,6 +27,7 @@ _COLS = ", ".join(STATION_COLUMNS)
 _POINT = "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326)"
 _COPY_CHUNK = 50_000
 _DIALECT = "postgresql"
+_ID = STATION_COLUMNS.index("id")
 
 
 # Longitude half-width (degrees) up to which an unfiltered scan needs no envelope: 50 km
@@ -89,14 +91,6 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
     return " AND (" + " OR ".join(parts) + ")"
 
 
-def _holds(patterns, params: dict) -> str:
-    """'the key holds a pattern' tested on the key itself, with a space before it as in SQLite
-    (``strpos``: no index can serve it, so PostgreSQL never picks the text index for a box of
-    a common pattern)."""
-    return "(" + " OR ".join("(" + " AND ".join(_strpos_tests(pattern, params, f"p{i}")) + ")"
-                             for i, pattern in enumerate(patterns)) + ")"
-
-
 def _strpos_tests(pattern: str, params: dict, name: str) -> list[str]:
     """Each part of ``pattern`` tested on the key (a space before it), bound as ``name``_j."""
     tests = []
@@ -144,16 +138,25 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     }, params
 
 
-def box_search_sql(patterns, near, box: Box) -> tuple[str, dict]:
-    """The nearest ``n`` active stations in ``box`` whose key holds a pattern (``n`` bound per
-    round): the GiST index over the box, each key tested."""
-    params: dict = {}
-    where = _holds(patterns, params)
-    order, order_params = near_order(near, mark=pyformat)
-    params.update(order_params)
-    envelope = _envelope_sql([box], params, mark=pyformat)
-    return (f"SELECT {_COLS}, search_key FROM station WHERE status = 'active'{envelope} AND {where}"
-            f" ORDER BY {order} LIMIT %(n)s"), params
+def box_search_sql(patterns, near, box: Box, n: int) -> tuple[str, dict]:
+    """The ids of the nearest ``n`` active stations in ``box`` whose key holds a pattern, read
+    from ``station_search`` (migration 0012) by an index-only scan of its primary key over the
+    box's cells (``= ANY``: one scan, which a bitmap of ranges could not be), each key tested
+    (``strpos``, which no text index can serve, so the planner never ANDs the box with a GIN
+    scan of a common pattern). The key there has its space already."""
+    order, params = near_order(near, mark=pyformat)
+    params.update(n=n, south=box.south, north=box.north, west=box.west, east=box.east,
+                  cells=[cell for first, last in cell_runs(box) for cell in range(first, last + 1)])
+    tests = []
+    for i, pattern in enumerate(patterns):
+        parts = []
+        for j, part in enumerate(pattern_parts(pattern)):
+            params[f"p{i}_{j}"] = part
+            parts.append(f"strpos(search_key, %(p{i}_{j})s) > 0")
+        tests.append("(" + " AND ".join(parts) + ")")
+    return (f"SELECT id FROM station_search WHERE cell = ANY(%(cells)s)"
+            f" AND lat BETWEEN %(south)s AND %(north)s AND lng BETWEEN %(west)s AND %(east)s"
+            f" AND ({' OR '.join(tests)}) ORDER BY {order} LIMIT %(n)s"), params
 
 
 # Keys sampled to count trigrams (analyze_search): enough that a trigram in 1 key in 10,000
@@ -199,7 +202,12 @@ class PostgisStore(StationStore):
 
     def analyze_search(self) -> None:
         """ANALYZE, and per table the keys holding each trigram, counted in a sample of
-        TRIGRAM_SAMPLE keys and scaled (a few seconds at 1M: the whole table is not read)."""
+        TRIGRAM_SAMPLE keys and scaled (a few seconds at 1M: the whole table is not read); then
+        VACUUM of ``station_search``, whose pages must be marked all-visible for its index-only
+        scans (autovacuum would, later; not when the store runs inside a caller's transaction)."""
+        if isinstance(self._bind, Engine):
+            with self._bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM (ANALYZE) station_search"))
         with self.bulk_transaction() as conn:
             conn.execute(text("DELETE FROM search_trigram"))
             for table in ("station", "place"):
@@ -219,9 +227,13 @@ class PostgisStore(StationStore):
         self._stats = None
 
     def _matching_in_box(self, cursor, patterns, near, box, n) -> list:
-        sql, params = box_search_sql(patterns, near, box)
-        params["n"] = n
-        return cursor.execute(sql, params, prepare=False).fetchall()
+        sql, params = box_search_sql(patterns, near, box, n)
+        ids = [row[0] for row in cursor.execute(sql, params, prepare=False)]
+        if not ids:
+            return []
+        rows = {row[_ID]: row for row in cursor.execute(
+            f"SELECT {_COLS}, search_key FROM station WHERE id = ANY(%(ids)s)", {"ids": ids}, prepare=False)}
+        return [rows[i] for i in ids]
 
     def _box_batch(self, conn, box: Box, flt: StationFilter, after_id: int, n: int) -> list[Station]:
         where, params = filter_sql(flt, dialect=_DIALECT)

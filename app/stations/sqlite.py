@@ -23,7 +23,7 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, candidates_from_rows, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
+    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
     index_plan, signature_sql,
 )
 
@@ -99,16 +99,6 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     }, params
 
 
-# The map cell of a point in ``station_search`` (migration 0011: its triggers compute the same
-# in SQL, which tests check): 0.01° of latitude by 0.01° of longitude, numbered row by row.
-CELL_DEG = 0.01
-CELLS_PER_ROW = 36_000
-
-
-def search_cell(lat: float, lng: float) -> int:
-    return int((lat + 90) / CELL_DEG) * CELLS_PER_ROW + int((lng + 180) / CELL_DEG)
-
-
 def box_search_sql(patterns, near, box: Box, n) -> tuple[str, dict]:
     """The ids of the nearest ``n`` active stations inside ``box`` whose key holds a pattern,
     read from ``station_search``: one run of its primary key per row of cells the box covers
@@ -117,9 +107,8 @@ def box_search_sql(patterns, near, box: Box, n) -> tuple[str, dict]:
     order, params = near_order(near)
     params.update(n=n, south=box.south, north=box.north, west=box.west, east=box.east)
     runs = []
-    first_col, last_col = int((box.west + 180) / CELL_DEG), int((box.east + 180) / CELL_DEG)
-    for i, row in enumerate(range(int((box.south + 90) / CELL_DEG), int((box.north + 90) / CELL_DEG) + 1)):
-        params[f"from{i}"], params[f"to{i}"] = row * CELLS_PER_ROW + first_col, row * CELLS_PER_ROW + last_col
+    for i, (first, last) in enumerate(cell_runs(box)):
+        params[f"from{i}"], params[f"to{i}"] = first, last
         runs.append(f"cell BETWEEN :from{i} AND :to{i}")
     return (f"SELECT id FROM station_search WHERE ({' OR '.join(runs)})"
             f" AND lat BETWEEN :south AND :north AND lng BETWEEN :west AND :east"

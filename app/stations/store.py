@@ -545,6 +545,23 @@ def reach_box(near: tuple[float, float], reach: float) -> Box | None:
     return box
 
 
+# The map cell of a point in ``station_search`` (migrations 0011 and 0012: their triggers compute
+# the same in SQL, which tests check): 0.01° of latitude by 0.01° of longitude, numbered row by row.
+CELL_DEG = 0.01
+CELLS_PER_ROW = 36_000
+
+
+def search_cell(lat: float, lng: float) -> int:
+    return int((lat + 90) / CELL_DEG) * CELLS_PER_ROW + int((lng + 180) / CELL_DEG)
+
+
+def cell_runs(box: Box) -> list[tuple[int, int]]:
+    """The first and last cell of each row of cells ``box`` covers (each a run of the key)."""
+    first_col, last_col = int((box.west + 180) / CELL_DEG), int((box.east + 180) / CELL_DEG)
+    return [(row * CELLS_PER_ROW + first_col, row * CELLS_PER_ROW + last_col)
+            for row in range(int((box.south + 90) / CELL_DEG), int((box.north + 90) / CELL_DEG) + 1)]
+
+
 # How long a process keeps the search index's trigram counts before reading them again.
 TRIGRAM_DOCS_TTL_S = 60.0
 # Active stations' keys kept to judge how common a pattern is (_text_index_first): at 1M stations
