@@ -655,6 +655,8 @@ def test_common_patterns_widen_boxes_and_rare_ones_ask_the_text_index():
     assert text_index_first(387, 3000, 50) and not text_index_first(388, 3000, 50)  # 387² < 150,000 ≤ 388²
     # when the text index gives more rows than match (its trigrams without their order), it costs more
     assert text_index_first(100, 3000, 50) and not text_index_first(100, 3000, 50, read=1500)
+    # where a box's rows are cheaper to read than the text index's, boxes win sooner
+    assert text_index_first(300, 3000, 50) and not text_index_first(300, 3000, 50, box_cost=0.5)
 
 
 def test_a_key_sample_counts_the_keys_holding_a_pattern():

@@ -152,6 +152,9 @@ def read_only(engine):
 
 class SqliteStore(StationStore):
     backend = "sqlite"
+    # Measured at 1M: a box round reads station_search at ~1.1 µs a row (10 ms for the 9,700 rows
+    # of an 8 km box), the text index's rows are read from station by rowid at ~5 µs.
+    BOX_ROW_COST = 0.2
     _area_wkb_sql = "a.geom_wkb"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:

@@ -237,6 +237,9 @@ class StationStore(ABC):
         stations' keys); answers never depend on them, only how fast they come."""
 
     _stats: tuple[float, dict[str, dict[str, int]], KeySample] | None = None
+    # What a row a box round reads costs, beside one the text index gives (read by id, tested):
+    # each store measures its own (1.0: the same).
+    BOX_ROW_COST = 1.0
 
     def _search_stats(self, cursor) -> tuple[dict[str, dict[str, int]], KeySample]:
         """Per table, how many keys hold each trigram, and a sample of active stations' keys
@@ -261,14 +264,14 @@ class StationStore(ABC):
         text_index_first), judged on the sampled keys: the share holding a pattern (its
         matches) and the share holding all the trigrams the text index is asked for (the rows
         it gives, often far more: 9c9j alone is in 25,000 keys at 1M, 9c9j9n9l in ~600).
-        In sampled keys, matches·read < n·rows becomes held·read < n·size²/rows, so each is
-        counted only up to where the answer is settled."""
+        In sampled keys, matches·read < w·n·rows becomes held·read < w·n·size²/rows (w: the
+        store's BOX_ROW_COST), so each is counted only up to where the answer is settled."""
         docs, sample = self._search_stats(cursor)
         station_docs = docs.get("station", {})
         rows = station_docs.get("", 0)
         if not sample.size or not rows:
             return True  # never analysed: no estimate, so no reason to scan boxes
-        even = n * sample.size * sample.size / rows
+        even = self.BOX_ROW_COST * n * sample.size * sample.size / rows
         held = sample.holding_any(patterns, stop=math.isqrt(math.ceil(even)) + 1)
         if held == 0 or held * held >= even:
             return held == 0
@@ -277,10 +280,10 @@ class StationStore(ABC):
         # At most the keys of the rarest trigram asked for (of each group, without shared ones).
         bound = (min(station_docs.get(g, 0) for g in shared) if shared
                  else sum(min(station_docs.get(g, 0) for g in group) for group in groups))
-        if text_index_first(held * scale, rows, n, read=bound):
+        if text_index_first(held * scale, rows, n, read=bound, box_cost=self.BOX_ROW_COST):
             return True  # settled without counting
         read = sample.holding_plan(shared, groups, stop=math.ceil(even / held))
-        return text_index_first(held * scale, rows, n, read=read * scale)
+        return text_index_first(held * scale, rows, n, read=read * scale, box_cost=self.BOX_ROW_COST)
 
     def _refresh_sample(self, conn) -> None:
         """``search_sample``: SEARCH_SAMPLE active stations' keys at random (in analyze_search)."""
@@ -703,11 +706,12 @@ def _jointly_rare(grams: list[str], held: list[str]) -> list[str]:
     return chosen
 
 
-def text_index_first(matches: float, rows: int, n: int, read: float | None = None) -> bool:
+def text_index_first(matches: float, rows: int, n: int, read: float | None = None, box_cost: float = 1.0) -> bool:
     """Whether the text index alone (``read`` rows, by default the ``matches``, checked and
     sorted) is the cheaper way to the ``n`` nearest, rather than widening boxes around the point
-    (reading ~n·rows/matches rows of the table). Equal at matches·read = n·rows."""
-    return matches * (matches if read is None else max(read, matches)) < n * max(rows, 1)
+    (reading ~n·rows/matches rows of the table, each costing ``box_cost`` of a row the text index
+    gives). Equal at matches·read = box_cost·n·rows."""
+    return matches * (matches if read is None else max(read, matches)) < box_cost * n * max(rows, 1)
 
 
 class KeySample:
