@@ -169,7 +169,7 @@ class PostgisStore(StationStore):
     # Measured at 1M: a box round reads station_search by an index-only scan at ~0.6–0.8 µs a row
     # (7.7 ms for the 9,700 rows of an 8 km box), the text index's rows are heap pages of station
     # at 7 µs (cached) to 20 µs (from the OS cache) each.
-    BOX_ROW_COST = 0.1
+    BOX_ROW_COST = 0.3
     _area_wkb_sql = "ST_AsBinary(a.geom)"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:

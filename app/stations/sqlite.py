@@ -152,9 +152,10 @@ def read_only(engine):
 
 class SqliteStore(StationStore):
     backend = "sqlite"
-    # Measured at 1M: a box round reads station_search at ~1.1 µs a row (10 ms for the 9,700 rows
-    # of an 8 km box), the text index's rows are read from station by rowid at ~5 µs.
-    BOX_ROW_COST = 0.2
+    # BOX_ROW_COST stays 1.0: a box round reads station_search at ~1.1 µs a row at 1M (10 ms for
+    # the 9,700 rows of an 8 km box) and the text index's rows cost ~5 µs, but widening rounds
+    # read some rows twice and overshoot; weighted 0.2 and 0.6 the benchmark's p95 was worse
+    # (63.8 and 32.7 ms against 22.8).
     _area_wkb_sql = "a.geom_wkb"
 
     def nearest(self, query: NearestQuery) -> list[Hit]:
