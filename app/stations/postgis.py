@@ -168,7 +168,8 @@ class PostgisStore(StationStore):
     backend = "postgis"
     # Measured at 1M: a box round reads station_search by an index-only scan at ~0.6–0.8 µs a row
     # (7.7 ms for the 9,700 rows of an 8 km box), the text index's rows are heap pages of station
-    # at 7 µs (cached) to 20 µs (from the OS cache) each.
+    # at 7 µs (cached) to 20 µs (from the OS cache) each; widening rounds read some rows twice and
+    # overshoot, so not 0.1 (benchmark p95 47.7 ms) but 0.3 (35.9; 1.0: 49.0).
     BOX_ROW_COST = 0.3
     _area_wkb_sql = "ST_AsBinary(a.geom)"
 
