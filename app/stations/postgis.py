@@ -13,13 +13,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from app.geo.geodesic import Box, boxes_within, degree_reach
-from app.search.text import like_escape, pattern_parts
+from app.search.text import like_escape
 from app.stations.model import (
     KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, SearchCandidates, ServiceArea, Station,
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
+    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, holds_any_sql, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
     index_plan, row_to_station, signature_sql,
 )
 
@@ -91,13 +91,10 @@ def _envelope_sql(boxes: list[Box], params: dict, mark=named) -> str:
     return " AND (" + " OR ".join(parts) + ")"
 
 
-def _strpos_tests(pattern: str, params: dict, name: str) -> list[str]:
-    """Each part of ``pattern`` tested on the key (a space before it), bound as ``name``_j."""
-    tests = []
-    for j, part in enumerate(pattern_parts(pattern)):
-        params[f"{name}_{j}"] = part
-        tests.append(f"strpos(' ' || search_key, %({name}_{j})s) > 0")
-    return tests
+def _strpos_tests(patterns, params: dict, key: str = "' ' || search_key", prefix: str = "p") -> str:
+    """Any pattern held by ``key`` (by default the key with a space before it, as SQLite tests
+    it), each part a ``strpos``, bound under names starting with ``prefix``."""
+    return holds_any_sql(patterns, params, lambda name: f"strpos({key}, %({name})s) > 0", prefix)
 
 
 def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "") -> str:
@@ -118,8 +115,7 @@ def _indexed_holds(patterns, params: dict, docs: dict[str, int], name: str = "")
     if groups:
         tests.append("(" + " OR ".join("(" + " AND ".join(likes(group, f"{name}g{i}")) + ")"
                                        for i, group in enumerate(groups)) + ")")
-    tests.append("(" + " OR ".join("(" + " AND ".join(_strpos_tests(pattern, params, f"{name}p{i}")) + ")"
-                                   for i, pattern in enumerate(patterns)) + ")")
+    tests.append(_strpos_tests(patterns, params, prefix=f"{name}p"))
     return "(" + " AND ".join(tests) + ")"
 
 
@@ -147,16 +143,9 @@ def box_search_sql(patterns, near, box: Box, n: int) -> tuple[str, dict]:
     order, params = near_order(near, mark=pyformat)
     params.update(n=n, south=box.south, north=box.north, west=box.west, east=box.east,
                   cells=[cell for first, last in cell_runs(box) for cell in range(first, last + 1)])
-    tests = []
-    for i, pattern in enumerate(patterns):
-        parts = []
-        for j, part in enumerate(pattern_parts(pattern)):
-            params[f"p{i}_{j}"] = part
-            parts.append(f"strpos(search_key, %(p{i}_{j})s) > 0")
-        tests.append("(" + " AND ".join(parts) + ")")
     return (f"SELECT id FROM station_search WHERE cell = ANY(%(cells)s)"
             f" AND lat BETWEEN %(south)s AND %(north)s AND lng BETWEEN %(west)s AND %(east)s"
-            f" AND ({' OR '.join(tests)}) ORDER BY {order} LIMIT %(n)s"), params
+            f" AND {_strpos_tests(patterns, params, key='search_key')} ORDER BY {order} LIMIT %(n)s"), params
 
 
 # Keys sampled to count trigrams (analyze_search): enough that a trigram in 1 key in 10,000

@@ -17,13 +17,12 @@ import shapely
 from sqlalchemy import event, text
 
 from app.geo.geodesic import Box, boxes_within
-from app.search.text import pattern_parts
 from app.stations.model import (
     KEY_COLUMNS, STATION_COLUMNS, WRITE_COLUMNS, Hit, NearestQuery, SearchCandidates, ServiceArea, Station,
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
+    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, holds_any_sql, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
     index_plan, signature_sql,
 )
 
@@ -68,15 +67,8 @@ def _key_tests(patterns, params: dict, alias: str) -> str:
 
 
 def _instr_tests(patterns, params: dict, key: str) -> str:
-    """Any pattern held by ``key`` (an SQL expression): all its parts, each an ``instr``."""
-    arms = []
-    for i, pattern in enumerate(patterns):
-        tests = []
-        for j, part in enumerate(pattern_parts(pattern)):
-            params[f"p{i}_{j}"] = part
-            tests.append(f"instr({key}, :p{i}_{j}) > 0")
-        arms.append("(" + " AND ".join(tests) + ")")
-    return "(" + " OR ".join(arms) + ")"
+    """Any pattern held by ``key`` (an SQL expression), each part an ``instr``."""
+    return holds_any_sql(patterns, params, lambda name: f"instr({key}, :{name}) > 0")
 
 
 def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict[str, str], dict]:

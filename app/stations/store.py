@@ -548,6 +548,19 @@ def reach_box(near: tuple[float, float], reach: float) -> Box | None:
     return box
 
 
+def holds_any_sql(patterns: Sequence[str], params: dict, test, prefix: str = "p") -> str:
+    """SQL true when a key holds any of ``patterns`` (all of each one's parts): each part bound
+    in ``params`` as ``{prefix}{i}_{j}`` and tested by ``test(name)``, the store's substring test."""
+    arms = []
+    for i, pattern in enumerate(patterns):
+        tests = []
+        for j, part in enumerate(pattern_parts(pattern)):
+            params[f"{prefix}{i}_{j}"] = part
+            tests.append(test(f"{prefix}{i}_{j}"))
+        arms.append("(" + " AND ".join(tests) + ")")
+    return "(" + " OR ".join(arms) + ")"
+
+
 # The map cell of a point in ``station_search`` (migrations 0011 and 0012: their triggers compute
 # the same in SQL, which tests check): 0.01° of latitude by 0.01° of longitude, numbered row by row.
 CELL_DEG = 0.01
