@@ -16,15 +16,15 @@ setup: python db demo browser tools pgbouncer nginx
 
 ## tools: wrk, the HTTP load generator of bench-throughput
 tools:
-	@scripts/ensure-wrk.sh
+	@scripts/ensure-debs.sh wrk
 
 ## pgbouncer: the connection pooler the tests run in front of PostgreSQL (deploy/pgbouncer.ini)
 pgbouncer:
-	@scripts/ensure-pgbouncer.sh
+	@scripts/ensure-debs.sh /usr/sbin/pgbouncer=pgbouncer
 
 ## nginx: Debian's nginx, which the deployment tests put in front of gunicorn (deploy/nginx/yizhan.conf)
 nginx:
-	@scripts/ensure-nginx.sh
+	@scripts/ensure-debs.sh /usr/sbin/nginx=nginx curl openssl
 
 ## browser: Debian's Chromium and CJK fonts for the browser tests
 browser:

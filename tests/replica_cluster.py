@@ -124,7 +124,7 @@ def pgbouncer(server_port: int, pool_size: int = 5):
     It refuses to run as root, so as root it runs as the postgres user (in a directory that user owns)."""
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     if not os.path.exists(binary):
-        raise RuntimeError("pgbouncer is not installed: run `make setup` (scripts/ensure-pgbouncer.sh)")
+        raise RuntimeError("pgbouncer is not installed: run `make setup` (scripts/ensure-debs.sh)")
     where = tempfile.mkdtemp(prefix="yizhan-pgbouncer-")
     port = _free_port()
     with open(os.path.join(where, "pgbouncer.ini"), "w") as f:
