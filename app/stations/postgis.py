@@ -19,8 +19,8 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, holds_any_sql, StationStore, filter_sql, named, near_order, pyformat, rank, row_to_place,
-    index_plan, row_to_station, signature_sql,
+    PLACE_COLUMNS, Progress, StationStore, candidates_from_rows, cell_runs, filter_sql, holds_any_sql, index_plan,
+    named, near_order, pyformat, rank, row_to_station, signature_sql,
 )
 
 _COLS = ", ".join(STATION_COLUMNS)

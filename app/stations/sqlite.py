@@ -22,8 +22,8 @@ from app.stations.model import (
     StationFilter, StationInput, UpsertCounts,
 )
 from app.stations.store import (
-    PLACE_COLUMNS, Progress, candidates_from_rows, cell_runs, holds_any_sql, StationStore, filter_sql, near_order, rank, row_to_place, row_to_station,
-    index_plan, signature_sql,
+    PLACE_COLUMNS, Progress, StationStore, candidates_from_rows, cell_runs, filter_sql, holds_any_sql, index_plan,
+    near_order, rank, row_to_station, signature_sql,
 )
 
 _COLS = ", ".join(f"s.{c}" for c in STATION_COLUMNS)
@@ -60,14 +60,10 @@ def fts_plan(patterns, docs: dict[str, int]) -> str:
     return all_of(shared) + (f" AND ({any_group})" if groups else "")
 
 
-def _key_tests(patterns, params: dict, alias: str) -> str:
-    """The patterns tested on the key itself (``instr``: no wildcards to escape), with a space
-    before it: a pattern's leading space (a form's start) then also matches the first form."""
-    return _instr_tests(patterns, params, f"' ' || {alias}search_key")
-
-
 def _instr_tests(patterns, params: dict, key: str) -> str:
-    """Any pattern held by ``key`` (an SQL expression), each part an ``instr``."""
+    """Any pattern held by ``key`` (an SQL expression: the key with a space before it, so that a
+    pattern's leading space, a form's start, also matches the first form), each part an
+    ``instr`` (no wildcards to escape)."""
     return holds_any_sql(patterns, params, lambda name: f"instr({key}, :{name}) > 0")
 
 
@@ -78,7 +74,8 @@ def search_sql(patterns, near, n, docs: dict[str, dict[str, int]]) -> tuple[dict
     trigrams (``fts_plan``); the rows are read by primary key and their keys checked."""
     order, params = near_order(near)
     params["n"] = n
-    station_tests, place_tests = _key_tests(patterns, params, "s."), _key_tests(patterns, params, "")
+    station_tests = _instr_tests(patterns, params, "' ' || s.search_key")
+    place_tests = _instr_tests(patterns, params, "' ' || search_key")
     params["station_match"] = fts_plan(patterns, docs.get("station", {}))
     params["place_match"] = fts_plan(patterns, docs.get("place", {}))
     place_cols = ", ".join(PLACE_COLUMNS)

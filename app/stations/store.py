@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.dbtime import from_db, to_db
 from app.geo.geodesic import Box, distances_m
-from app.search.text import pattern_parts
+from app.search.text import key_holds, pattern_parts
 from app.stations import hours
 from app.stations.model import (
     STATION_COLUMNS, STATION_FIELDS, Hit, NearestQuery, NetworkRecord, Place, SearchCandidates, ServiceArea,
@@ -753,9 +753,8 @@ class KeySample:
         """How many keys hold one of ``patterns`` (all its parts), counted up to ``stop``."""
         found: set[int] = set()
         for pattern in patterns:
-            first, *rest = pattern_parts(pattern)
-            for key in self._holding(first):
-                if all(part in self._keys[key] for part in rest):
+            for key in self._holding(pattern_parts(pattern)[0]):
+                if key_holds(self._keys[key], pattern):
                     found.add(key)
                     if len(found) >= stop:
                         return stop
